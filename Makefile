@@ -1,0 +1,59 @@
+# Two commands matter: `make demo` and `make test`. Each sets up what it needs, once.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+LS_VENV := .venv-ls
+LS_VERSION := 1.23.2
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+APT_PACKAGES := dataset-fashion-mnist chromium
+PYTEST_ARGS ?=
+
+.PHONY: setup system-packages demo test test-fast bench serve clean help
+
+help:
+	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
+	@echo "make test   - the whole test suite, Label Studio integration included"
+	@echo "make bench  - benchmarks (scoring throughput against a per-image baseline)"
+
+setup: system-packages $(VENV)/.installed $(LS_VENV)/.installed
+
+# Debian packages: the Fashion-MNIST images and Chromium for the annotator-view test.
+system-packages:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages: $$missing"; \
+	  $(SUDO) apt-get update -q && $(SUDO) apt-get install -y -q $$missing; \
+	fi
+
+# The project's venv. torch/torchvision pins are the builds this machine keeps on disk.
+$(VENV)/.installed: pyproject.toml
+	[ -x $(VENV)/bin/python ] || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q $(TORCH_PINS)
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+# Label Studio lives in its own venv: it pins Django and many exact versions.
+$(LS_VENV)/.installed:
+	[ -x $(LS_VENV)/bin/python ] || $(PYTHON) -m venv $(LS_VENV)
+	$(LS_VENV)/bin/pip install -q label-studio==$(LS_VERSION)
+	touch $@
+
+demo: setup
+	$(VENV)/bin/activelabel demo
+
+serve: setup
+	$(VENV)/bin/activelabel serve
+
+test: setup
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-fast: setup
+	$(VENV)/bin/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+
+bench: setup
+	$(VENV)/bin/python bench/bench_scoring.py
+
+clean:
+	rm -rf .demo .pytest_cache

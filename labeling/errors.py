@@ -1,0 +1,27 @@
+"""Errors of the labeling package; each carries a stable machine-readable code."""
+
+from __future__ import annotations
+
+
+class LabelingError(Exception):
+    """Base of every labeling error."""
+
+    code = "labeling_error"
+
+
+class LabelStudioUnavailable(LabelingError):
+    """Label Studio cannot be reached, is not healthy, or timed out."""
+
+    code = "label_studio_unavailable"
+
+
+class LabelStudioRejected(LabelingError):
+    """Label Studio answered, but refused the request (4xx)."""
+
+    code = "label_studio_rejected"
+
+
+class InvalidAnnotation(LabelingError):
+    """An annotation that cannot be turned into a label of the guide."""
+
+    code = "invalid_annotation"

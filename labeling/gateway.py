@@ -1,0 +1,161 @@
+"""The one module that talks to Label Studio through its SDK.
+
+Everything else in the project sees plain records (`labeling.tasks`), never SDK
+objects, so a change of SDK or server version stays inside this file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+from label_studio_sdk.client import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+from label_studio_sdk.label_interface import LabelInterface
+
+from labeling.errors import LabelStudioRejected, LabelStudioUnavailable
+from labeling.studio_config import CHOICES_FIELD, IMAGE_FIELD, ProjectSpec
+from labeling.tasks import StudioAnnotation, StudioTask, TaskDraft, choices_of, task_payload
+
+IMPORT_BATCH = 1000
+PAGE_SIZE = 500
+
+
+def build_label_config(spec: ProjectSpec) -> str:
+    """The labeling config XML: the image, a header and one Choice per guide label."""
+    choice_tags = tuple(
+        ("Choice", _choice_attributes(label, definition, hotkey), ())
+        for label, definition, hotkey in spec.choices
+    )
+    choices_attrs = {"toName": IMAGE_FIELD, "choice": "single-radio", "required": "true",
+                     "showInline": "false"}
+    config = LabelInterface.create({
+        "header": ("Header", {"value": spec.header}, ()),
+        IMAGE_FIELD: ("Image", {"zoom": "true", "maxWidth": "480px", "smoothing": "false"}, ()),
+        CHOICES_FIELD: ("Choices", choices_attrs, choice_tags),
+    })
+    LabelInterface(config)  # parses and validates the generated config
+    return config
+
+
+def _choice_attributes(label: str, definition: str, hotkey: str | None) -> dict[str, str]:
+    attrs = {"value": label, "hint": definition}
+    if hotkey:
+        attrs["hotkey"] = hotkey
+    return attrs
+
+
+class LabelStudioGateway:
+    """Create projects, push tasks with predictions and read annotations back."""
+
+    def __init__(self, url: str, api_key: str, *, timeout_s: float = 60.0) -> None:
+        self.url = url.rstrip("/")
+        self._client = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout_s)
+
+    def is_up(self) -> bool:
+        try:
+            response = httpx.get(f"{self.url}/health", timeout=2.0)
+            return response.status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def ensure_project(self, spec: ProjectSpec) -> int:
+        """The id of the project titled `spec.title`, created or brought up to the guide."""
+        config = build_label_config(spec)
+        settings: dict[str, Any] = {
+            "description": spec.description,
+            "label_config": config,
+            "expert_instruction": spec.instructions_html,
+            "show_instruction": True,
+            "maximum_annotations": spec.maximum_annotations,
+            "overlap_cohort_percentage": spec.overlap_percentage,
+            "show_collab_predictions": True,
+        }
+        with _translated_errors("find project"):
+            found = [p for p in self._client.projects.list(title=spec.title) if p.title == spec.title]
+        if not found:
+            with _translated_errors("create project"):
+                return int(self._client.projects.create(title=spec.title, **settings).id)
+        project = found[0]
+        if project.description != spec.description:
+            with _translated_errors("update project to the new guide"):
+                self._client.projects.update(id=project.id, **settings)
+        return int(project.id)
+
+    def import_tasks(self, project_id: int, drafts: Sequence[TaskDraft]) -> list[int]:
+        """Import tasks with their predictions, in order; returns their task ids in that order."""
+        task_ids: list[int] = []
+        for start in range(0, len(drafts), IMPORT_BATCH):
+            batch = [task_payload(d) for d in drafts[start:start + IMPORT_BATCH]]
+            with _translated_errors("import tasks"):
+                response = self._client.projects.import_tasks(
+                    id=project_id, request=batch, return_task_ids=True)
+            ids = list(response.task_ids or [])
+            if len(ids) != len(batch):
+                raise LabelStudioRejected(
+                    f"import returned {len(ids)} task ids for {len(batch)} tasks")
+            task_ids.extend(int(i) for i in ids)
+        return task_ids
+
+    def list_tasks(self, project_id: int) -> list[StudioTask]:
+        """Every task of the project with its annotations (paged through)."""
+        with _translated_errors("list tasks"):
+            pager = self._client.tasks.list(project=project_id, fields="all", page_size=PAGE_SIZE)
+            return [_to_studio_task(task) for task in pager]
+
+    def project_url(self, project_id: int) -> str:
+        return f"{self.url}/projects/{project_id}/data"
+
+
+def _to_studio_task(task: Any) -> StudioTask:
+    data = task.data or {}
+    image_id = _int_or_none(data.get("image_id"))
+    annotations = [_to_studio_annotation(a, int(task.id), image_id) for a in task.annotations or []]
+    versions = [str(p.get("model_version")) for p in _as_dicts(task.predictions)]
+    return StudioTask(task_id=int(task.id), image_id=image_id, meta=dict(task.meta or {}),
+                      prediction_versions=versions, annotations=annotations)
+
+
+def _to_studio_annotation(raw: Any, task_id: int, image_id: int | None) -> StudioAnnotation:
+    item = raw if isinstance(raw, dict) else raw.model_dump()
+    return StudioAnnotation(
+        annotation_id=int(item["id"]),
+        task_id=task_id,
+        image_id=image_id,
+        choices=choices_of(item.get("result")),
+        completed_by=_int_or_none(item.get("completed_by")),
+        was_cancelled=bool(item.get("was_cancelled")),
+        lead_time=item.get("lead_time"),
+        created_at=item.get("created_at"),
+        updated_at=item.get("updated_at"),
+        parent_prediction=_int_or_none(item.get("parent_prediction")),
+    )
+
+
+def _as_dicts(items: Any) -> list[dict[str, Any]]:
+    return [i if isinstance(i, dict) else i.model_dump() for i in items or []]
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+@contextmanager
+def _translated_errors(action: str) -> Iterator[None]:
+    """Turn SDK and transport failures into the project's labeling errors."""
+    try:
+        yield
+    except ApiError as err:
+        status = err.status_code or 0
+        detail = str(err.body)[:500]
+        if status >= 500 or status == 0:
+            raise LabelStudioUnavailable(f"{action}: Label Studio answered {status}: {detail}") from err
+        raise LabelStudioRejected(f"{action}: Label Studio refused ({status}): {detail}") from err
+    except httpx.HTTPError as err:
+        raise LabelStudioUnavailable(f"{action}: cannot reach Label Studio: {err}") from err
+

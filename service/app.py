@@ -1,0 +1,64 @@
+"""The FastAPI application: `create_app(settings)` builds it, the lifespan loads model and guide."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from guides import Guide, example_guide_path, load_guide
+from labeling.gateway import LabelStudioGateway
+from service.context import ServiceContext
+from service.db import make_engine, session_factory
+from service.errors import install_error_handlers
+from service.jobs import JobRunner
+from service.routes import health, images, jobs, labels, rounds
+from service.runtime import ModelRuntime
+from service.settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+
+def load_configured_guide(settings: Settings) -> Guide:
+    return load_guide(settings.guide_path or example_guide_path("fashion-mnist"))
+
+
+def build_context(settings: Settings) -> ServiceContext:
+    """Everything the use cases need: database, guide, model runtime and Label Studio gateway."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    runtime = ModelRuntime(settings.model, max_pixels=settings.max_image_pixels)
+    runtime.backbone  # load once, before the first request
+    gateway = LabelStudioGateway(settings.label_studio.url,
+                                 settings.label_studio.api_key.get_secret_value(),
+                                 timeout_s=settings.label_studio.timeout_s)
+    return ServiceContext(settings=settings, guide=load_configured_guide(settings),
+                          sessions=session_factory(engine), runtime=runtime, gateway=gateway)
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        context = build_context(settings)
+        app.state.context = context
+        app.state.jobs = JobRunner(context.sessions)
+        log.info("serving with backbone %s on %s", context.runtime.backbone_id,
+                 context.runtime.device)
+        try:
+            yield
+        finally:
+            app.state.jobs.shutdown()
+
+    app = FastAPI(title="activelabel", version="0.1.0", lifespan=lifespan,
+                  description="Active-learning labeling with Label Studio and quality checks.")
+    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
+                       allow_methods=["GET"], allow_headers=["*"])
+    install_error_handlers(app)
+    for module in (health, images, labels, rounds, jobs):
+        app.include_router(module.router)
+    return app

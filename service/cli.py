@@ -1,0 +1,47 @@
+"""Command line: `activelabel serve` and `activelabel demo`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import typer
+
+from service.settings import get_settings
+
+app = typer.Typer(help="Active-learning labeling with Label Studio.", no_args_is_help=True,
+                  add_completion=False)
+
+
+@app.command()
+def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") -> None:
+    """Run the HTTP API (configured by ACTIVELABEL_* variables)."""
+    import uvicorn
+
+    from service.app import create_app
+
+    logging.basicConfig(level=log_level.upper())
+    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)
+
+
+@app.command()
+def demo(
+    images: int = typer.Option(3000, min=50, max=60000, help="Fashion-MNIST images in the pool"),
+    k: int = typer.Option(20, min=1, max=1000, help="images chosen for the round"),
+    seed_per_class: int = typer.Option(5, min=1, max=100, help="seed labels per class"),
+    data_dir: Path = typer.Option(Path(".demo"), help="where the demo keeps its state"),
+    port: int = typer.Option(8000, help="service port (0 = any free port)"),
+    label_studio_port: int = typer.Option(8080, help="Label Studio port (0 = any free port)"),
+    wait: bool = typer.Option(True, help="stay up until interrupted"),
+) -> None:
+    """One round on Fashion-MNIST: local Label Studio, seeded model, top-K pushed."""
+    from service.demo import DemoOptions, run_demo
+
+    logging.basicConfig(level=logging.WARNING)
+    run_demo(DemoOptions(images=images, k=k, seed_per_class=seed_per_class, data_dir=data_dir,
+                         port=port, label_studio_port=label_studio_port, wait=wait),
+             get_settings())
+
+
+if __name__ == "__main__":
+    app()

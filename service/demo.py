@@ -1,0 +1,205 @@
+"""`activelabel demo`: a whole round on real images, a real Label Studio and a real model."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import uvicorn
+from pydantic import SecretStr
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from labeling.local_server import LocalLabelStudio, free_loopback_port, new_api_token
+from models.datasets import load_fashion_mnist, write_pngs
+from service.app import create_app
+from service.settings import Settings
+
+console = Console()
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    images: int = 3000
+    k: int = 20
+    seed_per_class: int = 5
+    data_dir: Path = Path(".demo")
+    port: int = 8000
+    label_studio_port: int = 8080
+    wait: bool = True
+
+
+def port_or_free(port: int) -> int:
+    """`port` when it is free on 127.0.0.1, else any free port."""
+    if port:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            if sock.connect_ex(("127.0.0.1", port)) != 0:
+                return port
+    return free_loopback_port()
+
+
+def materialize_pool(root: Path, count: int) -> tuple[Path, list[int]]:
+    """Write the first `count` Fashion-MNIST training images as PNGs; returns folder and labels."""
+    images, labels = load_fashion_mnist("train")
+    folder = root / "pool"
+    with console.status(f"writing {count} Fashion-MNIST images as PNG files"):
+        write_pngs(images[:count], folder, names=[f"{i:05d}.png" for i in range(count)])
+    return folder, [int(x) for x in labels[:count]]
+
+
+def start_label_studio(options: DemoOptions, executable: Path) -> LocalLabelStudio:
+    """Start (or restart) the demo's Label Studio; its admin token is kept beside its data."""
+    data_dir = (options.data_dir / "label-studio").resolve()
+    token_file = data_dir / "activelabel-token"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not token_file.exists():
+        token_file.write_text(new_api_token())
+    server = LocalLabelStudio(executable=executable, data_dir=data_dir,
+                              api_token=token_file.read_text().strip(),
+                              port=port_or_free(options.label_studio_port))
+    with console.status("starting Label Studio") as status:
+        server.start(on_wait=lambda s: status.update(
+            f"starting Label Studio on {server.url} ({s:.0f}s; the first start migrates its database)"))
+    console.print(f"Label Studio is up at {server.url}")
+    return server
+
+
+def start_service(settings: Settings, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, name="activelabel-service", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 120
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the service did not start; see the log above")
+        time.sleep(0.1)
+    return server
+
+
+def follow_job(client: httpx.Client, accepted: dict[str, Any], title: str) -> dict[str, Any]:
+    """Show a job's progress until it ends; returns its result or raises with its error."""
+    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               TimeElapsedColumn(), TextColumn("{task.fields[message]}"))
+    with Progress(*columns, console=console) as bar:
+        task = bar.add_task(title, total=100, message="")
+        while True:
+            job = client.get(accepted["status_url"]).json()
+            bar.update(task, completed=job["percent"], message=job["message"])
+            if job["status"] in ("succeeded", "failed"):
+                break
+            time.sleep(0.3)
+    if job["status"] == "failed":
+        raise RuntimeError(f"{title} failed: {job['error']['code']}: {job['error']['message']}")
+    return dict(job["result"] or {})
+
+
+def seed_labels(labels: list[int], per_class: int, class_names: list[str]) -> dict[int, str]:
+    """The first `per_class` pool positions of each class, with their true label names."""
+    chosen: dict[int, str] = {}
+    counts = [0] * len(class_names)
+    for position, label in enumerate(labels):
+        if counts[label] < per_class:
+            counts[label] += 1
+            chosen[position] = class_names[label]
+    return chosen
+
+
+def drive_round(client: httpx.Client, folder: Path, labels: list[int], options: DemoOptions,
+                class_names: list[str]) -> dict[str, Any]:
+    """Register the pool, seed labels, run one round; returns the round."""
+    registered = follow_job(client, _post(client, "/images/register", {"folder": str(folder)}),
+                            "registering images")
+    console.print(f"registered {registered['registered']} new images "
+                  f"({registered['already_known']} already known, {len(registered['skipped'])} skipped)")
+    ids_by_path = _image_ids_by_path(client)
+    seeds = seed_labels(labels, options.seed_per_class, class_names)
+    body = [{"image_id": ids_by_path[str(folder / f"{p:05d}.png")], "label": name}
+            for p, name in seeds.items()]
+    _post(client, "/labels", {"labels": body, "source": "seed"})
+    console.print(f"seeded the model with {len(body)} known labels")
+    result = follow_job(client, _post(client, "/rounds", {"k": options.k}), "running a round")
+    return dict(client.get(f"/rounds/{result['round_id']}").raise_for_status().json())
+
+
+def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    response = client.post(path, json=body)
+    if response.status_code >= 400:
+        raise RuntimeError(f"POST {path} failed: {response.text}")
+    return dict(response.json())
+
+
+def _image_ids_by_path(client: httpx.Client) -> dict[str, int]:
+    found: dict[str, int] = {}
+    offset = 0
+    while True:
+        page = client.get("/images", params={"offset": offset, "limit": 1000}).json()
+        found.update({item["path"]: item["id"] for item in page["items"]})
+        offset += len(page["items"])
+        if not page["items"] or offset >= page["total"]:
+            return found
+
+
+def print_summary(round_: dict[str, Any], studio: LocalLabelStudio, service_url: str) -> None:
+    table = Table(title=f"round {round_['id']}: the {len(round_['items'])} most uncertain images")
+    for column in ("rank", "task", "suggested label", "p", "uncertainty"):
+        table.add_column(column)
+    for item in round_["items"]:
+        table.add_row(str(item["rank"]), str(item["task_id"]), item["predicted_label"],
+                      f"{item['predicted_probability']:.2f}", f"{item['score']:.3f}")
+    console.print(table)
+    first_task = round_["items"][0]["task_id"] if round_["items"] else None
+    console.print(f"model version: {round_['model_version']}")
+    console.print(f"service:       {service_url}  (API docs at {service_url}/docs)")
+    console.print(f"Label Studio:  {studio.url}")
+    console.print(f"login:         {studio.username} / {studio.password}")
+    console.print(f"project:       {round_['project_url']}")
+    if first_task is not None:
+        console.print(f"first task:    {round_['project_url']}?task={first_task}")
+    console.print("Annotators: open the project, confirm or correct each pre-selected label.")
+
+
+def run_demo(options: DemoOptions, settings: Settings) -> None:
+    root = options.data_dir.resolve()
+    folder, labels = materialize_pool(root / "images", options.images)
+    studio = start_label_studio(options, settings.label_studio.executable)
+    server: uvicorn.Server | None = None
+    try:
+        port = port_or_free(options.port)
+        service_url = f"http://127.0.0.1:{port}"
+        configured = settings.model_copy(update={
+            "data_dir": root / "service", "allowed_roots": [root / "images"],
+            "public_url": service_url,
+            "label_studio": settings.label_studio.model_copy(update={
+                "url": studio.url, "api_key": SecretStr(studio.api_token)})})
+        with console.status("loading the model and starting the service"):
+            server = start_service(configured, port)
+        with httpx.Client(base_url=service_url, timeout=60) as client:
+            class_names = [label["name"] for label in client.get("/guide").json()["labels"]]
+            round_ = drive_round(client, folder, labels, options, class_names)
+        print_summary(round_, studio, service_url)
+        if options.wait:
+            console.print("ready: press Ctrl-C to stop the service and Label Studio")
+            _wait_for_interrupt()
+    finally:
+        if server is not None:
+            server.should_exit = True
+        studio.stop()
+        console.print("stopped the service and Label Studio")
+
+
+def _wait_for_interrupt() -> None:
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        while not stop.wait(1.0):
+            pass
+    except KeyboardInterrupt:
+        pass

@@ -1,0 +1,67 @@
+"""Embeddings computed once per (image, backbone) and kept in the database."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.context import Progress, no_progress
+from service.orm import Embedding, Image
+from service.runtime import ModelRuntime
+
+CHUNK = 512  # images embedded between two commits
+
+
+def ensure_embeddings(
+    session: Session, runtime: ModelRuntime, images: Sequence[Image], *,
+    progress: Progress = no_progress,
+) -> dict[int, np.ndarray]:
+    """Embeddings (D,) by image id for every usable image given; missing ones are computed.
+
+    Images that fail to decode are marked unusable (with the reason) and left out.
+    """
+    backbone_id = runtime.backbone_id
+    vectors = _stored(session, backbone_id, [image.id for image in images])
+    missing = [image for image in images if image.id not in vectors and not image.unusable_reason]
+    started, done = time.monotonic(), 0
+    for start in range(0, len(missing), CHUNK):
+        chunk = missing[start:start + CHUNK]
+
+        def report(batch_done: int, _total: int, offset: int = done) -> None:
+            seen = offset + batch_done
+            rate = seen / max(time.monotonic() - started, 1e-9)
+            progress(seen / len(missing), f"embedded {seen}/{len(missing)} images ({rate:.1f} images/s)")
+
+        result = runtime.embed([image.path for image in chunk], progress=report)
+        for position, vector in zip(result.indices, result.embeddings, strict=True):
+            image = chunk[position]
+            session.add(Embedding(image_id=image.id, backbone_id=backbone_id,
+                                  vector=np.ascontiguousarray(vector, dtype=np.float32).tobytes()))
+            vectors[image.id] = vector.astype(np.float32)
+        for failure in result.failures:
+            chunk[failure.index].unusable_reason = f"{failure.code}: {failure.reason}"
+        session.commit()
+        done += len(chunk)
+    return vectors
+
+
+def _stored(session: Session, backbone_id: str, image_ids: list[int]) -> dict[int, np.ndarray]:
+    found: dict[int, np.ndarray] = {}
+    for start in range(0, len(image_ids), 5000):
+        rows = session.execute(select(Embedding.image_id, Embedding.vector).where(
+            Embedding.backbone_id == backbone_id,
+            Embedding.image_id.in_(image_ids[start:start + 5000])))
+        for image_id, blob in rows:
+            found[image_id] = np.frombuffer(blob, dtype=np.float32)
+    return found
+
+
+def stack(vectors: dict[int, np.ndarray], image_ids: Sequence[int]) -> np.ndarray:
+    """Embeddings (n, D) in the order of `image_ids`."""
+    if not image_ids:
+        return np.zeros((0, 0), dtype=np.float32)
+    return np.stack([vectors[i] for i in image_ids]).astype(np.float32, copy=False)

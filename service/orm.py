@@ -1,0 +1,133 @@
+"""Tables: images, their embeddings and labels, model versions, rounds, annotations, jobs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (JSON, Boolean, DateTime, Float, ForeignKey, Integer, LargeBinary,
+                        String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Image(Base):
+    """An image of the pool; `label` is set once a confirmed label exists."""
+
+    __tablename__ = "images"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    path: Mapped[str] = mapped_column(String(1024), unique=True)
+    sha256: Mapped[str] = mapped_column(String(64), index=True)
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    source: Mapped[str] = mapped_column(String(16))  # folder | upload
+    registered_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    label: Mapped[str | None] = mapped_column(String(128), index=True)
+    label_source: Mapped[str | None] = mapped_column(String(16))  # seed | annotation
+    labeled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    unusable_reason: Mapped[str | None] = mapped_column(Text)  # set when decoding later fails
+
+
+class Embedding(Base):
+    """A backbone's embedding of one image, float32 bytes of length D * 4."""
+
+    __tablename__ = "embeddings"
+
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id", ondelete="CASCADE"),
+                                          primary_key=True)
+    backbone_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    vector: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ModelVersion(Base):
+    """A trained head; every prediction names one of these ids."""
+
+    __tablename__ = "model_versions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    backbone_id: Mapped[str] = mapped_column(String(128))
+    checkpoint_path: Mapped[str] = mapped_column(String(1024))
+    n_train: Mapped[int] = mapped_column(Integer)
+    class_names: Mapped[list[str]] = mapped_column(JSON)
+    metrics: Mapped[dict[str, float]] = mapped_column(JSON)
+    guide_fingerprint: Mapped[str] = mapped_column(String(32))
+    labels_digest: Mapped[str] = mapped_column(String(64))  # which confirmed labels it saw
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Round(Base):
+    """One active-learning round: the batch chosen, pre-labeled and pushed."""
+
+    __tablename__ = "rounds"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    status: Mapped[str] = mapped_column(String(16), default="selected")  # selected | pushed
+    strategy: Mapped[str] = mapped_column(String(64))
+    k: Mapped[int] = mapped_column(Integer)
+    model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
+    pool_size: Mapped[int] = mapped_column(Integer)
+    project_id: Mapped[int | None] = mapped_column(Integer)
+
+
+class RoundItem(Base):
+    """One image of a round with its rank, score and the model's suggestion."""
+
+    __tablename__ = "round_items"
+    __table_args__ = (UniqueConstraint("round_id", "image_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    round_id: Mapped[int] = mapped_column(ForeignKey("rounds.id", ondelete="CASCADE"), index=True)
+    image_id: Mapped[int] = mapped_column(ForeignKey("images.id"), index=True)
+    rank: Mapped[int] = mapped_column(Integer)
+    score: Mapped[float] = mapped_column(Float)
+    predicted_label: Mapped[str] = mapped_column(String(128))
+    predicted_probability: Mapped[float] = mapped_column(Float)
+    task_id: Mapped[int | None] = mapped_column(Integer, index=True)
+
+
+class Annotation(Base):
+    """An annotation read from Label Studio, kept whether or not it was usable."""
+
+    __tablename__ = "annotations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    studio_annotation_id: Mapped[int] = mapped_column(Integer, unique=True)
+    task_id: Mapped[int] = mapped_column(Integer, index=True)
+    image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"), index=True)
+    label: Mapped[str | None] = mapped_column(String(128))
+    annotator: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16))  # accepted | cancelled | rejected
+    problem: Mapped[str | None] = mapped_column(Text)
+    suggested_label: Mapped[str | None] = mapped_column(String(128))
+    model_version: Mapped[str | None] = mapped_column(String(64))
+    lead_time: Mapped[float | None] = mapped_column(Float)
+    annotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Job(Base):
+    """A long-running piece of work and how far it has got."""
+
+    __tablename__ = "jobs"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16), default="queued")
+    progress: Mapped[float] = mapped_column(Float, default=0.0)
+    message: Mapped[str] = mapped_column(Text, default="")
+    params: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error_code: Mapped[str | None] = mapped_column(String(64))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    done: Mapped[bool] = mapped_column(Boolean, default=False)

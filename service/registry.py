@@ -1,0 +1,117 @@
+"""Registering images: a folder under an allowed root, or an uploaded file."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.errors import ImageDecodeError
+from models.images import inspect_image
+from service.errors import InvalidImage, PathNotAllowed, PathNotFound
+from service.orm import Image
+
+Progress = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class SkippedFile:
+    path: str
+    code: str
+    reason: str
+
+
+@dataclass
+class RegistrationReport:
+    registered: int = 0
+    already_known: int = 0
+    skipped: list[SkippedFile] = field(default_factory=list)
+    image_ids: list[int] = field(default_factory=list)
+
+
+def resolve_allowed(path: str | Path, allowed_roots: Sequence[Path]) -> Path:
+    """`path` made absolute, or PathNotAllowed when it is not under an allowed root."""
+    candidate = Path(path).expanduser()
+    resolved = candidate.resolve()
+    roots = [root.expanduser().resolve() for root in allowed_roots]
+    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+        raise PathNotAllowed(f"{path} is outside the allowed roots",
+                             details={"allowed_roots": [str(r) for r in roots]})
+    if not resolved.exists():
+        raise PathNotFound(f"{path} does not exist")
+    return resolved
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def register_folder(
+    session: Session, folder: Path, *, max_pixels: int, progress: Progress | None = None
+) -> RegistrationReport:
+    """Register every readable image below `folder`; anything else is skipped with its reason."""
+    files = sorted(p for p in folder.rglob("*")
+                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
+    known = {path: image_id for path, image_id in session.execute(
+        select(Image.path, Image.id).where(Image.path.in_([str(f) for f in files])))}
+    report = RegistrationReport()
+    for done, path in enumerate(files, start=1):
+        if str(path) in known:
+            report.already_known += 1
+            report.image_ids.append(known[str(path)])
+        else:
+            _register_one(session, path, "folder", max_pixels=max_pixels, report=report)
+        if progress is not None and (done % 200 == 0 or done == len(files)):
+            progress(done, len(files))
+    session.flush()
+    return report
+
+
+def _register_one(
+    session: Session, path: Path, source: str, *, max_pixels: int, report: RegistrationReport
+) -> Image | None:
+    try:
+        info = inspect_image(path, max_pixels=max_pixels)
+    except ImageDecodeError as err:
+        report.skipped.append(SkippedFile(str(path), err.code, err.reason))
+        return None
+    image = Image(path=str(path), sha256=sha256_of(path), width=info.width, height=info.height,
+                  source=source)
+    session.add(image)
+    session.flush()
+    report.registered += 1
+    report.image_ids.append(image.id)
+    return image
+
+
+def register_upload(
+    session: Session, content: bytes, filename: str, upload_dir: Path, *, max_pixels: int
+) -> Image:
+    """Store an uploaded image under its content hash and register it (once per content)."""
+    digest = hashlib.sha256(content).hexdigest()
+    suffix = Path(filename).suffix.lower()[:8] if Path(filename).suffix else ".img"
+    upload_dir.mkdir(parents=True, exist_ok=True)
+    target = (upload_dir / f"{digest}{suffix}").resolve()
+    existing = session.scalar(select(Image).where(Image.path == str(target)))
+    if existing is not None:
+        return existing
+    staging = target.with_suffix(target.suffix + ".part")
+    staging.write_bytes(content)
+    try:
+        inspect_image(staging, max_pixels=max_pixels)
+    except ImageDecodeError as err:
+        staging.unlink(missing_ok=True)
+        raise InvalidImage(f"{filename}: {err.reason}", details={"code": err.code}) from err
+    staging.replace(target)
+    report = RegistrationReport()
+    image = _register_one(session, target, "upload", max_pixels=max_pixels, report=report)
+    assert image is not None
+    return image

@@ -1,0 +1,37 @@
+"""Liveness and what the service is running with."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from sqlalchemy import text
+
+from service.deps import ContextDep, SessionDep
+from service.schemas import HealthOut
+from service.training import current_model
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/health", response_model=HealthOut)
+def health(context: ContextDep, session: SessionDep) -> HealthOut:
+    try:
+        session.execute(text("SELECT 1"))
+        database = True
+    except Exception:  # a broken database is reported, not raised
+        database = False
+    studio = context.gateway.is_up()
+    model = current_model(session, context) if database else None
+    guide = context.guide
+    return HealthOut(
+        status="ok" if database and studio else "degraded", database=database, label_studio=studio,
+        backbone_id=context.runtime.backbone_id,
+        guide=f"{guide.name} v{guide.version} ({guide.fingerprint()})",
+        model_version=model.id if model else None)
+
+
+@router.get("/guide")
+def guide(context: ContextDep) -> dict[str, object]:
+    """The labeling guide in force, with its fingerprint."""
+    body = context.guide.model_dump(mode="json")
+    body["fingerprint"] = context.guide.fingerprint()
+    return body

@@ -1,0 +1,93 @@
+"""Training, rounds and the model versions behind them."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, status
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.uncertainty import get_strategy
+from service.context import Progress, ServiceContext
+from service.deps import ContextDep, JobsDep, SessionDep
+from service.errors import NotFound
+from service.orm import ModelVersion, Round
+from service.rounds import RoundRequest, push_round, round_items, run_round
+from service.routes.jobs import accepted
+from service.schemas import JobAccepted, ModelVersionOut, RoundItemOut, RoundOut, RoundRequestIn
+from service.training import current_model, train_model
+
+router = APIRouter(tags=["rounds"])
+
+
+@router.post("/rounds", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
+def start_round(body: RoundRequestIn, context: ContextDep, jobs: JobsDep) -> JobAccepted:
+    """Score the unlabeled pool, choose the top K and push them to Label Studio, as a job."""
+    get_strategy(body.strategy)  # unknown names fail now, not inside the job
+    request = RoundRequest(k=body.k, strategy=body.strategy, retrain=body.retrain)
+
+    def work(progress: Progress) -> dict[str, object]:
+        round_ = run_round(context, request, progress=progress)
+        return {"round_id": round_.id, "model_version": round_.model_version,
+                "project_id": round_.project_id}
+
+    return accepted(jobs.submit("round", body.model_dump(), work))
+
+
+@router.get("/rounds", response_model=list[RoundOut])
+def list_rounds(context: ContextDep, session: SessionDep) -> list[RoundOut]:
+    rounds = session.scalars(select(Round).order_by(Round.id))
+    return [round_out(session, context, r) for r in rounds]
+
+
+@router.get("/rounds/{round_id}", response_model=RoundOut)
+def get_round(round_id: int, context: ContextDep, session: SessionDep) -> RoundOut:
+    round_ = session.get(Round, round_id)
+    if round_ is None:
+        raise NotFound(f"round {round_id} does not exist")
+    return round_out(session, context, round_)
+
+
+@router.post("/rounds/{round_id}/push", response_model=RoundOut)
+def repush(round_id: int, context: ContextDep, session: SessionDep) -> RoundOut:
+    """Push a round again after Label Studio was unreachable; tasks already there are kept."""
+    return round_out(session, context, push_round(session, context, round_id))
+
+
+@router.post("/model/train", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
+def train(context: ContextDep, jobs: JobsDep) -> JobAccepted:
+    """Train a new model version on every confirmed label, as a job."""
+
+    def work(progress: Progress) -> dict[str, object]:
+        with context.sessions() as session:
+            version = train_model(session, context, progress=progress)
+            return {"model_version": version.id, "n_train": version.n_train,
+                    "metrics": version.metrics}
+
+    return accepted(jobs.submit("train", {}, work))
+
+
+@router.get("/model", response_model=ModelVersionOut)
+def model(context: ContextDep, session: SessionDep) -> ModelVersionOut:
+    version = current_model(session, context)
+    if version is None:
+        raise NotFound("no model has been trained yet")
+    return model_out(version)
+
+
+def model_out(version: ModelVersion) -> ModelVersionOut:
+    return ModelVersionOut(id=version.id, backbone_id=version.backbone_id, n_train=version.n_train,
+                           class_names=list(version.class_names), metrics=dict(version.metrics),
+                           created_at=version.created_at)
+
+
+def round_out(session: Session, context: ServiceContext, round_: Round) -> RoundOut:
+    items = [RoundItemOut(image_id=i.image_id, rank=i.rank, score=i.score,
+                          predicted_label=i.predicted_label,
+                          predicted_probability=i.predicted_probability, task_id=i.task_id)
+             for i in round_items(session, round_.id)]
+    project_url = (context.gateway.project_url(round_.project_id)
+                   if round_.project_id is not None else None)
+    return RoundOut(id=round_.id, status=round_.status, strategy=round_.strategy, k=round_.k,
+                    model_version=round_.model_version, pool_size=round_.pool_size,
+                    project_id=round_.project_id, project_url=project_url,
+                    created_at=round_.created_at, items=items)

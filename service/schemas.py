@@ -1,0 +1,139 @@
+"""Request and response bodies of the HTTP API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class RegisterFolderRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    folder: str = Field(description="a folder under one of the allowed roots")
+
+
+class JobAccepted(BaseModel):
+    job_id: str
+    status_url: str
+
+
+class JobStatus(BaseModel):
+    id: str
+    kind: str
+    status: Literal["queued", "running", "succeeded", "failed"]
+    progress: float
+    percent: int
+    message: str
+    params: dict[str, Any]
+    result: dict[str, Any] | None
+    error: dict[str, str] | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class ImageOut(BaseModel):
+    id: int
+    path: str
+    width: int
+    height: int
+    source: str
+    label: str | None
+    label_source: str | None
+    unusable_reason: str | None
+
+
+class ImagePage(BaseModel):
+    total: int
+    labeled: int
+    unusable: int
+    items: list[ImageOut]
+
+
+class KnownLabelIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_id: int
+    label: str
+
+
+class ImportLabelsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    labels: list[KnownLabelIn] = Field(min_length=1, max_length=100_000)
+    source: Literal["seed", "import"] = "seed"
+
+
+class ImportLabelsResponse(BaseModel):
+    imported: int
+
+
+class RoundRequestIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    k: int = Field(default=20, ge=1, le=10_000)
+    strategy: str = "entropy"
+    retrain: bool = True
+
+
+class RoundItemOut(BaseModel):
+    image_id: int
+    rank: int
+    score: float
+    predicted_label: str
+    predicted_probability: float
+    task_id: int | None
+
+
+class RoundOut(BaseModel):
+    id: int
+    status: str
+    strategy: str
+    k: int
+    model_version: str
+    pool_size: int
+    project_id: int | None
+    project_url: str | None
+    created_at: datetime
+    items: list[RoundItemOut]
+
+
+class ModelVersionOut(BaseModel):
+    id: str
+    backbone_id: str
+    n_train: int
+    class_names: list[str]
+    metrics: dict[str, float]
+    created_at: datetime
+
+
+class ConfirmedLabelOut(BaseModel):
+    image_id: int
+    path: str
+    label: str
+    source: str
+    labeled_at: datetime | None
+
+
+class AnnotationProblemOut(BaseModel):
+    annotation_id: int
+    task_id: int
+    code: str
+    message: str
+
+
+class SyncOut(BaseModel):
+    project_id: int
+    tasks_seen: int
+    new: int
+    updated: int
+    unchanged: int
+    cancelled: int
+    labeled_images: int
+    problems: list[AnnotationProblemOut]
+
+
+class HealthOut(BaseModel):
+    status: Literal["ok", "degraded"]
+    database: bool
+    label_studio: bool
+    backbone_id: str
+    guide: str
+    model_version: str | None

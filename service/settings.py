@@ -1,0 +1,69 @@
+"""The service's configuration: one settings object, read from ACTIVELABEL_* variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class LabelStudioSettings(BaseModel):
+    """Where Label Studio runs and how the service reaches it."""
+
+    url: str = "http://127.0.0.1:8080"
+    api_key: SecretStr = SecretStr("")
+    project_title: str = "activelabel"
+    timeout_s: float = Field(default=60.0, gt=0)
+    executable: Path = Path(".venv-ls/bin/label-studio")
+
+
+class ModelSettings(BaseModel):
+    """The image model: backbone, input size, device and batching."""
+
+    architecture: str = "efficientnet_lite0"
+    weights: str | None = None
+    image_size: int = Field(default=224, ge=32, le=1024)
+    device: str = "auto"
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    num_workers: int = Field(default=0, ge=0, le=64)
+    train_epochs: int = Field(default=300, ge=1, le=10_000)
+    min_labels_to_train: int = Field(default=10, ge=2)
+
+
+class Settings(BaseSettings):
+    """Everything the service reads from its environment (prefix ACTIVELABEL_, nesting `__`)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ACTIVELABEL_", env_nested_delimiter="__", extra="ignore")
+
+    data_dir: Path = Path("activelabel-data")
+    database_url: str | None = None
+    guide_path: Path | None = None
+    allowed_roots: list[Path] = Field(default_factory=list)
+    public_url: str = "http://127.0.0.1:8000"
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    max_upload_bytes: int = Field(default=20 * 2**20, gt=0)
+    max_image_pixels: int = Field(default=40_000_000, gt=0)
+    label_studio: LabelStudioSettings = Field(default_factory=LabelStudioSettings)
+    model: ModelSettings = Field(default_factory=ModelSettings)
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The configured database URL, or a SQLite file in the data directory."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'activelabel.db'}"
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.data_dir / "checkpoints"
+
+    @property
+    def upload_dir(self) -> Path:
+        return self.data_dir / "uploads"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

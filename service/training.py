@@ -1,0 +1,83 @@
+"""Training a new model version on every confirmed label."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.checkpoint import save_checkpoint
+from models.head import TrainedHead
+from models.training import train_head
+from service.context import Progress, ServiceContext, no_progress, scaled
+from service.embedding_store import ensure_embeddings, stack
+from service.errors import NotEnoughLabels
+from service.orm import Image, ModelVersion
+
+
+def labeled_images(session: Session) -> list[Image]:
+    return list(session.scalars(select(Image).where(
+        Image.label.is_not(None), Image.unusable_reason.is_(None)).order_by(Image.id)))
+
+
+def current_model(session: Session, ctx: ServiceContext) -> ModelVersion | None:
+    """The newest model version for this backbone and the guide's label set."""
+    candidates = session.scalars(select(ModelVersion).where(
+        ModelVersion.backbone_id == ctx.runtime.backbone_id).order_by(
+        ModelVersion.created_at.desc()))
+    labels = ctx.guide.label_names
+    return next((m for m in candidates if list(m.class_names) == labels), None)
+
+
+def train_model(
+    session: Session, ctx: ServiceContext, *, progress: Progress = no_progress
+) -> ModelVersion:
+    """Embed the labeled images, train a head on them, save it and record its version."""
+    images = labeled_images(session)
+    minimum = ctx.settings.model.min_labels_to_train
+    if len(images) < minimum:
+        raise NotEnoughLabels(f"{len(images)} confirmed labels; training needs at least {minimum}")
+    vectors = ensure_embeddings(session, ctx.runtime, images, progress=scaled(progress, 0.0, 0.7))
+    usable = [image for image in images if image.id in vectors]
+    labels = np.array([ctx.guide.label_index(str(image.label)) for image in usable], dtype=np.int64)
+    progress(0.7, f"training on {len(usable)} labels")
+    head = train_head(
+        stack(vectors, [image.id for image in usable]), labels,
+        class_names=ctx.guide.label_names, backbone_id=ctx.runtime.backbone_id,
+        epochs=ctx.settings.model.train_epochs,
+        progress=lambda epoch, total: progress(0.7 + 0.3 * epoch / total, f"epoch {epoch}/{total}"))
+    return record_version(session, ctx, head, digest=labels_digest(usable))
+
+
+def labels_digest(images: list[Image]) -> str:
+    """A digest of which images carry which label: it changes with any new or corrected label."""
+    digest = hashlib.sha256()
+    for image in sorted(images, key=lambda i: i.id):
+        digest.update(f"{image.id}\t{image.label}\n".encode())
+    return digest.hexdigest()
+
+
+def record_version(
+    session: Session, ctx: ServiceContext, head: TrainedHead, *, digest: str
+) -> ModelVersion:
+    """Save `head`'s checkpoint and its row (once per version id)."""
+    existing = session.get(ModelVersion, head.version)
+    if existing is not None:
+        ctx.runtime.remember(head)
+        return existing
+    path = save_checkpoint(head, ctx.settings.checkpoint_dir)
+    version = ModelVersion(
+        id=head.version, backbone_id=head.backbone_id, checkpoint_path=str(path),
+        n_train=head.n_train, class_names=list(head.class_names), metrics=dict(head.metrics),
+        guide_fingerprint=ctx.guide.fingerprint(), labels_digest=digest)
+    session.add(version)
+    session.commit()
+    ctx.runtime.remember(head)
+    return version
+
+
+def needs_training(session: Session, model: ModelVersion | None) -> bool:
+    """True when no model exists or any confirmed label was added or changed since it was trained."""
+    return model is None or model.labels_digest != labels_digest(labeled_images(session))

@@ -1,0 +1,64 @@
+"""Small helpers the tests share (HTTP polling of jobs)."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+
+from service.settings import LabelStudioSettings, ModelSettings, Settings
+
+# Small inputs keep the CPU-only suite quick; the demo and benchmarks use the default 224.
+TEST_IMAGE_SIZE = 96
+POOL_SIZE = 240
+
+
+@dataclass(frozen=True)
+class ImagePool:
+    root: Path          # the allowed root
+    folder: Path        # the folder to register
+    labels: list[int]   # true class index of <folder>/NNNNN.png, by position
+    broken: list[Path]  # files that are not usable images
+
+
+
+def make_settings(tmp_path: Path, pool: ImagePool, **overrides: object) -> Settings:
+    """Settings for one test: its own data dir and database, the pool as the allowed root."""
+    studio = overrides.pop("label_studio", LabelStudioSettings(
+        url="http://127.0.0.1:9", api_key=SecretStr("0" * 40), timeout_s=5))
+    values: dict[str, object] = {
+        "data_dir": tmp_path / "service", "allowed_roots": [pool.root],
+        "public_url": "http://127.0.0.1:8000", "label_studio": studio,
+        "model": ModelSettings(image_size=TEST_IMAGE_SIZE, batch_size=32, train_epochs=200),
+    }
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+
+def wait_for_job(client: TestClient, accepted: dict[str, Any], *, timeout_s: float = 300) -> dict[str, Any]:
+    """Poll a job until it ends; returns its final status body."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        job = client.get(accepted["status_url"]).json()
+        if job["status"] in ("succeeded", "failed"):
+            return dict(job)
+        time.sleep(0.1)
+    raise AssertionError(f"job {accepted['job_id']} did not finish in {timeout_s}s")
+
+
+def register_pool(client: TestClient, folder: str) -> dict[str, Any]:
+    response = client.post("/images/register", json={"folder": folder})
+    assert response.status_code == 202, response.text
+    job = wait_for_job(client, response.json())
+    assert job["status"] == "succeeded", job
+    return dict(job["result"])
+
+
+def image_ids_by_name(client: TestClient) -> dict[str, int]:
+    items = client.get("/images", params={"limit": 1000}).json()["items"]
+    return {item["path"].rsplit("/", 1)[-1]: item["id"] for item in items}

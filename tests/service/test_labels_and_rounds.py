@@ -1,0 +1,87 @@
+"""Seed labels, training and rounds when Label Studio is down (no server needed)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from models.datasets import FASHION_MNIST_CLASSES
+from service.app import create_app
+from tests.helpers import ImagePool, image_ids_by_name, make_settings, register_pool, wait_for_job
+
+
+@pytest.fixture
+def client(tmp_path: Path, fashion_pool: ImagePool) -> Iterator[TestClient]:
+    with TestClient(create_app(make_settings(tmp_path, fashion_pool))) as test_client:
+        register_pool(test_client, str(fashion_pool.folder))
+        yield test_client
+
+
+def seed_body(client: TestClient, pool: ImagePool, count: int) -> list[dict[str, object]]:
+    ids = image_ids_by_name(client)
+    return [{"image_id": ids[f"{p:05d}.png"], "label": FASHION_MNIST_CLASSES[pool.labels[p]]}
+            for p in range(count)]
+
+
+def test_unknown_labels_are_refused_and_nothing_is_stored(
+    client: TestClient, fashion_pool: ImagePool
+) -> None:
+    body = seed_body(client, fashion_pool, 5)
+    body.append({"image_id": body[0]["image_id"], "label": "Hat"})
+    response = client.post("/labels", json={"labels": body})
+    assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "unknown_label" and error["details"]["unknown"] == ["Hat"]
+    assert client.get("/labels/export").json() == []
+
+
+def test_labels_for_unregistered_images_are_refused(client: TestClient) -> None:
+    response = client.post("/labels", json={"labels": [{"image_id": 10**6, "label": "Bag"}]})
+    assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
+
+
+def test_a_round_without_labels_fails_with_a_clear_code(client: TestClient) -> None:
+    job = wait_for_job(client, client.post("/rounds", json={"k": 5}).json())
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "not_enough_labels"
+
+
+def test_unknown_strategy_is_refused_before_any_work(client: TestClient) -> None:
+    response = client.post("/rounds", json={"k": 5, "strategy": "clairvoyance"})
+    assert response.status_code == 422
+
+
+def test_training_records_a_version_and_export_lists_seed_labels(
+    client: TestClient, fashion_pool: ImagePool
+) -> None:
+    body = seed_body(client, fashion_pool, 40)
+    assert client.post("/labels", json={"labels": body}).json() == {"imported": 40}
+    job = wait_for_job(client, client.post("/model/train").json())
+    assert job["status"] == "succeeded", job
+    model = client.get("/model").json()
+    assert model["id"] == job["result"]["model_version"] and model["n_train"] == 40
+    assert model["class_names"] == list(FASHION_MNIST_CLASSES)
+    exported = client.get("/labels/export").json()
+    assert len(exported) == 40 and {row["source"] for row in exported} == {"seed"}
+    csv_text = client.get("/labels/export", params={"format": "csv"}).text
+    assert csv_text.splitlines()[0] == "image_id,path,label,source,labeled_at"
+    assert len(csv_text.splitlines()) == 41
+
+
+def test_label_studio_down_fails_the_push_but_keeps_the_selection(
+    client: TestClient, fashion_pool: ImagePool
+) -> None:
+    client.post("/labels", json={"labels": seed_body(client, fashion_pool, 30)})
+    job = wait_for_job(client, client.post("/rounds", json={"k": 8}).json())
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "label_studio_unavailable"
+    (round_,) = client.get("/rounds").json()
+    assert round_["status"] == "selected" and len(round_["items"]) == 8
+    assert all(item["task_id"] is None for item in round_["items"])
+    health = client.get("/health").json()
+    assert health["status"] == "degraded" and health["label_studio"] is False
+    retry = client.post(f"/rounds/{round_['id']}/push")
+    assert (retry.status_code, retry.json()["error"]["code"]) == (503, "label_studio_unavailable")
