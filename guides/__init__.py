@@ -1,0 +1,28 @@
+"""The labeling guide: labels, rules, gold tasks, class priors and quality thresholds.
+
+Load one with :func:`load_guide`; every problem in it is reported at once as a
+:class:`GuideError`.
+"""
+
+from guides.errors import GuideError, GuideProblem
+from guides.loader import example_guide_path, load_guide, parse_guide
+from guides.schema import (
+    GoldTask,
+    Guide,
+    LabelDefinition,
+    OverlapPolicy,
+    QualityThresholds,
+)
+
+__all__ = [
+    "GoldTask",
+    "Guide",
+    "GuideError",
+    "GuideProblem",
+    "LabelDefinition",
+    "OverlapPolicy",
+    "QualityThresholds",
+    "example_guide_path",
+    "load_guide",
+    "parse_guide",
+]
