@@ -221,5 +221,5 @@ def _label_section(label: LabelDefinition) -> str:
         lines += [f"Hotkey: {key}", ""]
     lines.append(label.definition)
     if label.examples:
-        lines += ["", "Examples:", *(f"- {example}" for example in label.examples)]
+        lines += ["", "Examples:", "", *(f"- {example}" for example in label.examples)]
     return "\n".join(lines)

@@ -52,11 +52,16 @@ class LabelStudioGateway:
 
     def __init__(self, url: str, api_key: str, *, timeout_s: float = 60.0) -> None:
         self.url = url.rstrip("/")
-        self._client = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout_s)
+        self._http = httpx.Client(timeout=timeout_s)
+        self._client = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=self._http)
+
+    def close(self) -> None:
+        """Release the HTTP connections."""
+        self._http.close()
 
     def is_up(self) -> bool:
         try:
-            response = httpx.get(f"{self.url}/health", timeout=2.0)
+            response = self._http.get(f"{self.url}/health", timeout=2.0)
             return response.status_code == 200
         except httpx.HTTPError:
             return False

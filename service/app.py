@@ -35,7 +35,7 @@ def build_context(settings: Settings) -> ServiceContext:
     gateway = LabelStudioGateway(settings.label_studio.url,
                                  settings.label_studio.api_key.get_secret_value(),
                                  timeout_s=settings.label_studio.timeout_s)
-    return ServiceContext(settings=settings, guide=load_configured_guide(settings),
+    return ServiceContext(settings=settings, guide=load_configured_guide(settings), engine=engine,
                           sessions=session_factory(engine), runtime=runtime, gateway=gateway)
 
 
@@ -53,6 +53,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.jobs.shutdown()
+            context.gateway.close()
+            context.engine.dispose()
 
     app = FastAPI(title="activelabel", version="0.1.0", lifespan=lifespan,
                   description="Active-learning labeling with Label Studio and quality checks.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from guides import Guide
@@ -29,6 +30,7 @@ def scaled(progress: Progress, start: float, end: float) -> Progress:
 class ServiceContext:
     settings: Settings
     guide: Guide
+    engine: Engine
     sessions: sessionmaker[Session]
     runtime: ModelRuntime
     gateway: LabelStudioGateway

@@ -67,7 +67,7 @@ def start_label_studio(options: DemoOptions, executable: Path) -> LocalLabelStud
     with console.status("starting Label Studio") as status:
         server.start(on_wait=lambda s: status.update(
             f"starting Label Studio on {server.url} ({s:.0f}s; the first start migrates its database)"))
-    console.print(f"Label Studio is up at {server.url}")
+    console.print(f"Label Studio is up at {server.url}", soft_wrap=True)
     return server
 
 
@@ -156,14 +156,19 @@ def print_summary(round_: dict[str, Any], studio: LocalLabelStudio, service_url:
                       f"{item['predicted_probability']:.2f}", f"{item['score']:.3f}")
     console.print(table)
     first_task = round_["items"][0]["task_id"] if round_["items"] else None
-    console.print(f"model version: {round_['model_version']}")
-    console.print(f"service:       {service_url}  (API docs at {service_url}/docs)")
-    console.print(f"Label Studio:  {studio.url}")
-    console.print(f"login:         {studio.username} / {studio.password}")
-    console.print(f"project:       {round_['project_url']}")
+    console.print(f"scored {round_['pool_size']} unlabeled images; embedded {round_['embedded']} "
+                  f"new ones at {round_['embedding_rate']:.1f} images/s", soft_wrap=True)
+    console.print(f"model version: {round_['model_version']}", soft_wrap=True)
+    console.print(f"service:       {service_url}  (API docs at {service_url}/docs)", soft_wrap=True)
+    console.print(f"Label Studio:  {studio.url}", soft_wrap=True)
+    console.print(f"login:         {studio.username} / {studio.password}", soft_wrap=True)
+    console.print(f"project:       {round_['project_url']}", soft_wrap=True)
     if first_task is not None:
-        console.print(f"first task:    {round_['project_url']}?task={first_task}")
-    console.print("Annotators: open the project, confirm or correct each pre-selected label.")
+        console.print(f"first task:    {round_['project_url']}?task={first_task}", soft_wrap=True)
+    console.print(f"annotate:      {round_['project_url']}?labeling=1", soft_wrap=True)
+    console.print("Annotators: log in, open 'annotate' (Label All Tasks); each image comes with the "
+                  "model's label pre-selected and the guide's instructions: confirm or correct, "
+                  "then Submit.", soft_wrap=True)
 
 
 def run_demo(options: DemoOptions, settings: Settings) -> None:

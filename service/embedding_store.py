@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import select
@@ -16,11 +17,22 @@ from service.runtime import ModelRuntime
 CHUNK = 512  # images embedded between two commits
 
 
+@dataclass(frozen=True)
+class StoredEmbeddings:
+    vectors: dict[int, np.ndarray]  # image id -> (D,) float32
+    computed: int                   # how many were embedded by this call
+    seconds: float                  # how long that took
+
+    @property
+    def images_per_second(self) -> float:
+        return self.computed / self.seconds if self.seconds > 0 else 0.0
+
+
 def ensure_embeddings(
     session: Session, runtime: ModelRuntime, images: Sequence[Image], *,
     progress: Progress = no_progress,
-) -> dict[int, np.ndarray]:
-    """Embeddings (D,) by image id for every usable image given; missing ones are computed.
+) -> StoredEmbeddings:
+    """Embeddings of every usable image given; missing ones are computed and stored.
 
     Images that fail to decode are marked unusable (with the reason) and left out.
     """
@@ -46,7 +58,7 @@ def ensure_embeddings(
             chunk[failure.index].unusable_reason = f"{failure.code}: {failure.reason}"
         session.commit()
         done += len(chunk)
-    return vectors
+    return StoredEmbeddings(vectors, done, time.monotonic() - started)
 
 
 def _stored(session: Session, backbone_id: str, image_ids: list[int]) -> dict[int, np.ndarray]:

@@ -42,6 +42,10 @@ class UnknownLabel(ServiceError):
     status_code, code = 422, "unknown_label"
 
 
+class UnknownStrategy(ServiceError):
+    status_code, code = 422, "unknown_strategy"
+
+
 class NotEnoughLabels(ServiceError):
     status_code, code = 409, "not_enough_labels"
 

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.context import Progress
@@ -66,7 +67,10 @@ class JobRunner:
             now = time.monotonic()
             if now - last >= self._interval or fraction >= 1.0:
                 last = now
-                self._set(job_id, progress=max(0.0, min(1.0, fraction)), message=message)
+                try:
+                    self._set(job_id, progress=max(0.0, min(1.0, fraction)), message=message)
+                except OperationalError:  # a busy database delays a progress note, not the job
+                    log.warning("job %s: progress not recorded (database busy)", job_id)
 
         try:
             result = fn(progress)

@@ -75,6 +75,8 @@ class Round(Base):
     k: Mapped[int] = mapped_column(Integer)
     model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
     pool_size: Mapped[int] = mapped_column(Integer)
+    embedded: Mapped[int] = mapped_column(Integer, default=0)  # images the backbone ran on
+    embedding_rate: Mapped[float] = mapped_column(Float, default=0.0)  # images/s while doing so
     project_id: Mapped[int | None] = mapped_column(Integer)
 
 

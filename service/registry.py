@@ -69,9 +69,11 @@ def register_folder(
             report.image_ids.append(known[str(path)])
         else:
             _register_one(session, path, "folder", max_pixels=max_pixels, report=report)
-        if progress is not None and (done % 200 == 0 or done == len(files)):
-            progress(done, len(files))
-    session.flush()
+        if done % 200 == 0 or done == len(files):
+            session.commit()  # keep write transactions short; progress is written elsewhere
+            if progress is not None:
+                progress(done, len(files))
+    session.commit()
     return report
 
 

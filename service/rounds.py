@@ -14,7 +14,7 @@ from models.uncertainty import get_strategy, rank_by_score
 from service.context import Progress, ServiceContext, no_progress, scaled
 from service.embedding_store import ensure_embeddings, stack
 from service.errors import NoModel, NotFound
-from service.orm import Image, ModelVersion, Round, RoundItem
+from service.orm import Image, Round, RoundItem
 from service.training import current_model, needs_training, train_model
 
 
@@ -45,10 +45,12 @@ def select_round(
         raise NoModel("no trained model yet: import seed labels, then train or run with retrain")
     head = ctx.runtime.head(model.id, model.checkpoint_path)
     images = candidate_images(session)
-    vectors = ensure_embeddings(session, ctx.runtime, images, progress=scaled(progress, 0.2, 0.85))
+    stored = ensure_embeddings(session, ctx.runtime, images, progress=scaled(progress, 0.2, 0.85))
+    vectors = stored.vectors
     pool = [image for image in images if image.id in vectors]
     round_ = Round(strategy=request.strategy, k=request.k, model_version=model.id,
-                   pool_size=len(pool))
+                   pool_size=len(pool), embedded=stored.computed,
+                   embedding_rate=round(stored.images_per_second, 2))
     session.add(round_)
     session.flush()
     if pool:
@@ -120,7 +122,3 @@ def run_round(
         pushed = push_round(session, ctx, round_.id)
         progress(1.0, f"round {pushed.id}: {len(round_items(session, pushed.id))} tasks pushed")
         return pushed
-
-
-def model_of(session: Session, round_: Round) -> ModelVersion | None:
-    return session.get(ModelVersion, round_.model_version)

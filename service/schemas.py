@@ -89,6 +89,8 @@ class RoundOut(BaseModel):
     k: int
     model_version: str
     pool_size: int
+    embedded: int
+    embedding_rate: float
     project_id: int | None
     project_url: str | None
     created_at: datetime

@@ -74,21 +74,24 @@ def _store(session: Session, annotation: StudioAnnotation, guide: Guide,
     status, label, problem = judge(annotation, guide)
     row = session.scalar(select(Annotation).where(
         Annotation.studio_annotation_id == annotation.annotation_id))
-    if row is None:
-        row = Annotation(studio_annotation_id=annotation.annotation_id)
-        session.add(row)
-        report.new += 1
-    elif (row.status, row.label, row.problem) == (status, label, problem):
+    if row is not None and (row.status, row.label, row.problem) == (status, label, problem):
         report.unchanged += 1
         return
+    suggested_label, model_version = suggestion or (None, None)
+    values = {
+        "task_id": annotation.task_id, "image_id": _known_image(session, annotation.image_id),
+        "status": status, "label": label, "problem": problem,
+        "annotator": annotation.completed_by, "lead_time": annotation.lead_time,
+        "annotated_at": _as_datetime(annotation.updated_at or annotation.created_at),
+        "suggested_label": suggested_label, "model_version": model_version, "synced_at": utcnow(),
+    }
+    if row is None:
+        session.add(Annotation(studio_annotation_id=annotation.annotation_id, **values))
+        report.new += 1
     else:
+        for name, value in values.items():
+            setattr(row, name, value)
         report.updated += 1
-    row.task_id, row.image_id = annotation.task_id, _known_image(session, annotation.image_id)
-    row.status, row.label, row.problem = status, label, problem
-    row.annotator, row.lead_time = annotation.completed_by, annotation.lead_time
-    row.annotated_at = _as_datetime(annotation.updated_at or annotation.created_at)
-    row.suggested_label, row.model_version = suggestion or (None, None)
-    row.synced_at = utcnow()
     if status == "cancelled":
         report.cancelled += 1
     if problem:

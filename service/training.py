@@ -39,7 +39,8 @@ def train_model(
     minimum = ctx.settings.model.min_labels_to_train
     if len(images) < minimum:
         raise NotEnoughLabels(f"{len(images)} confirmed labels; training needs at least {minimum}")
-    vectors = ensure_embeddings(session, ctx.runtime, images, progress=scaled(progress, 0.0, 0.7))
+    vectors = ensure_embeddings(
+        session, ctx.runtime, images, progress=scaled(progress, 0.0, 0.7)).vectors
     usable = [image for image in images if image.id in vectors]
     labels = np.array([ctx.guide.label_index(str(image.label)) for image in usable], dtype=np.int64)
     progress(0.7, f"training on {len(usable)} labels")

@@ -6,10 +6,10 @@ from fastapi import APIRouter, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.uncertainty import get_strategy
+from models.uncertainty import available_strategies
 from service.context import Progress, ServiceContext
 from service.deps import ContextDep, JobsDep, SessionDep
-from service.errors import NotFound
+from service.errors import NotFound, UnknownStrategy
 from service.orm import ModelVersion, Round
 from service.rounds import RoundRequest, push_round, round_items, run_round
 from service.routes.jobs import accepted
@@ -22,13 +22,16 @@ router = APIRouter(tags=["rounds"])
 @router.post("/rounds", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
 def start_round(body: RoundRequestIn, context: ContextDep, jobs: JobsDep) -> JobAccepted:
     """Score the unlabeled pool, choose the top K and push them to Label Studio, as a job."""
-    get_strategy(body.strategy)  # unknown names fail now, not inside the job
+    if body.strategy not in available_strategies():  # fail now, not inside the job
+        raise UnknownStrategy(f"unknown strategy {body.strategy!r}",
+                              details={"available": available_strategies()})
     request = RoundRequest(k=body.k, strategy=body.strategy, retrain=body.retrain)
 
     def work(progress: Progress) -> dict[str, object]:
         round_ = run_round(context, request, progress=progress)
         return {"round_id": round_.id, "model_version": round_.model_version,
-                "project_id": round_.project_id}
+                "project_id": round_.project_id, "embedded": round_.embedded,
+                "images_per_second": round_.embedding_rate}
 
     return accepted(jobs.submit("round", body.model_dump(), work))
 
@@ -89,5 +92,6 @@ def round_out(session: Session, context: ServiceContext, round_: Round) -> Round
                    if round_.project_id is not None else None)
     return RoundOut(id=round_.id, status=round_.status, strategy=round_.strategy, k=round_.k,
                     model_version=round_.model_version, pool_size=round_.pool_size,
+                    embedded=round_.embedded, embedding_rate=round_.embedding_rate,
                     project_id=round_.project_id, project_url=project_url,
                     created_at=round_.created_at, items=items)

@@ -14,6 +14,7 @@ import pytest
 
 from labeling.local_server import LocalLabelStudio, copy_data_dir
 from service.settings import get_settings
+from tests.integration.studio_http import StudioClient
 
 
 @dataclass(frozen=True)
@@ -51,3 +52,13 @@ def label_studio(
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def studio(label_studio: LocalLabelStudio) -> Iterator[StudioClient]:
+    """Plain HTTP access to the session's Label Studio, as an annotator's client."""
+    client = StudioClient(label_studio.url, label_studio.api_token)
+    try:
+        yield client
+    finally:
+        client.close()

@@ -12,6 +12,9 @@ class StudioClient:
         self.http = httpx.Client(base_url=url, headers={"Authorization": f"Token {token}"},
                                  timeout=60)
 
+    def close(self) -> None:
+        self.http.close()
+
     def project_by_title(self, title: str) -> dict[str, Any]:
         projects = self.http.get("/api/projects", params={"title": title}).raise_for_status()
         matches = [p for p in projects.json()["results"] if p["title"] == title]

@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
 from labeling.local_server import LocalLabelStudio
 from models import BackboneSpec, embed_images, entropy, load_backbone, load_checkpoint
 from models.datasets import FASHION_MNIST_CLASSES
-from service.app import create_app
-from service.settings import LabelStudioSettings
-from tests.helpers import (TEST_IMAGE_SIZE, ImagePool, image_ids_by_name, make_settings,
-                           register_pool, wait_for_job)
+from tests.helpers import TEST_IMAGE_SIZE, ImagePool, image_ids_by_name, register_pool
+from tests.integration.flows import project_title, run_round, seed, service_client
 from tests.integration.studio_http import StudioClient
 
 pytestmark = pytest.mark.integration
@@ -28,40 +24,19 @@ SEED_PER_CLASS = 3
 @pytest.fixture
 def service(tmp_path: Path, fashion_pool: ImagePool,
             label_studio: LocalLabelStudio) -> Iterator[TestClient]:
-    studio = LabelStudioSettings(url=label_studio.url, api_key=SecretStr(label_studio.api_token),
-                                 project_title=f"round test {uuid.uuid4().hex[:8]}")
-    with TestClient(create_app(make_settings(tmp_path, fashion_pool, label_studio=studio))) as client:
+    with service_client(tmp_path, fashion_pool, label_studio) as client:
         yield client
 
 
-def seed(client: TestClient, pool: ImagePool) -> set[int]:
-    ids = image_ids_by_name(client)
-    chosen: dict[int, str] = {}
-    for position, label in enumerate(pool.labels):
-        if sum(1 for name in chosen.values() if name == FASHION_MNIST_CLASSES[label]) < SEED_PER_CLASS:
-            chosen[ids[f"{position:05d}.png"]] = FASHION_MNIST_CLASSES[label]
-    response = client.post("/labels", json={"labels": [
-        {"image_id": image_id, "label": label} for image_id, label in chosen.items()]})
-    assert response.status_code == 200, response.text
-    return set(chosen)
-
-
-def run_round(client: TestClient, k: int = K) -> dict:
-    job = wait_for_job(client, client.post("/rounds", json={"k": k}).json())
-    assert job["status"] == "succeeded", job
-    assert job["percent"] == 100
-    return dict(client.get(f"/rounds/{job['result']['round_id']}").json())
-
-
 def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
-    service: TestClient, fashion_pool: ImagePool, label_studio: LocalLabelStudio, tmp_path: Path
+    service: TestClient, fashion_pool: ImagePool, studio: StudioClient, tmp_path: Path
 ) -> None:
     registered = register_pool(service, str(fashion_pool.folder))
     assert registered["registered"] == len(fashion_pool.labels) >= 200
     assert {s["code"] for s in registered["skipped"]} == {"image_corrupt", "not_an_image"}
-    seeds = seed(service, fashion_pool)
+    seeds = seed(service, fashion_pool, SEED_PER_CLASS)
 
-    round_ = run_round(service)
+    round_ = run_round(service, K)
     items = round_["items"]
     assert [item["rank"] for item in items] == list(range(1, K + 1))
     scores = [item["score"] for item in items]
@@ -69,8 +44,7 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
     assert not seeds & {item["image_id"] for item in items}
 
     # Label Studio holds exactly these tasks, in rank order, with the round's model version.
-    studio = StudioClient(label_studio.url, label_studio.api_token)
-    project = studio.project_by_title(service.app.state.context.settings.label_studio.project_title)
+    project = studio.project_by_title(project_title(service))
     tasks = sorted(studio.tasks(project["id"]), key=lambda t: t["id"])
     assert [t["data"]["image_id"] for t in tasks] == [item["image_id"] for item in items]
     for task, item in zip(tasks, items, strict=True):
@@ -95,7 +69,7 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
     assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, K)
 
     # The next round retrains and never re-selects a labeled or already-sent image.
-    second = run_round(service)
+    second = run_round(service, K)
     assert second["model_version"] != round_["model_version"]
     second_ids = {item["image_id"] for item in second["items"]}
     assert len(second_ids) == K

@@ -52,6 +52,8 @@ def test_a_round_without_labels_fails_with_a_clear_code(client: TestClient) -> N
 def test_unknown_strategy_is_refused_before_any_work(client: TestClient) -> None:
     response = client.post("/rounds", json={"k": 5, "strategy": "clairvoyance"})
     assert response.status_code == 422
+    error = response.json()["error"]
+    assert error["code"] == "unknown_strategy" and "entropy" in error["details"]["available"]
 
 
 def test_training_records_a_version_and_export_lists_seed_labels(

@@ -1,0 +1,155 @@
+"""`activelabel demo` end to end: what it prints leads an annotator to pre-labeled tasks."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from labeling.local_server import copy_data_dir, is_healthy
+from tests.helpers import TEST_IMAGE_SIZE
+from tests.integration.conftest import StudioTemplate
+from tests.integration.studio_http import StudioClient
+
+pytestmark = pytest.mark.integration
+DEMO_IMAGES, DEMO_K = 300, 10
+
+
+@dataclass(frozen=True)
+class DemoOutput:
+    text: str
+    studio_url: str
+    username: str
+    password: str
+    project_url: str
+    first_task_url: str
+    annotate_url: str
+    token: str
+
+
+def field(text: str, name: str) -> str:
+    match = re.search(rf"^{name}:\s+(\S.*?)\s*$", text, re.MULTILINE)
+    assert match, f"the demo did not print '{name}:'\n{text}"
+    return match.group(1)
+
+
+def read_until_ready(process: subprocess.Popen[str], timeout_s: float) -> str:
+    lines: queue.Queue[str | None] = queue.Queue()
+
+    def pump() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            lines.put(line)
+        lines.put(None)
+
+    threading.Thread(target=pump, daemon=True).start()
+    seen: list[str] = []
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            line = lines.get(timeout=1)
+        except queue.Empty:
+            continue
+        if line is None:
+            raise AssertionError("the demo exited early:\n" + "".join(seen))
+        seen.append(line)
+        if line.startswith("ready:"):
+            return "".join(seen)
+    raise AssertionError("the demo was not ready in time:\n" + "".join(seen))
+
+
+@pytest.fixture(scope="module")
+def demo(studio_template: StudioTemplate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoOutput]:
+    data_dir = tmp_path_factory.mktemp("demo")
+    copy_data_dir(studio_template.data_dir, data_dir / "label-studio")
+    (data_dir / "label-studio" / "activelabel-token").write_text(studio_template.api_token)
+    env = dict(os.environ, COLUMNS="200", ACTIVELABEL_MODEL__IMAGE_SIZE=str(TEST_IMAGE_SIZE))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "demo", "--images", str(DEMO_IMAGES),
+         "--k", str(DEMO_K), "--data-dir", str(data_dir), "--port", "0",
+         "--label-studio-port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+        cwd=Path(__file__).resolve().parents[2])
+    try:
+        text = read_until_ready(process, timeout_s=600)
+        login = field(text, "login").split(" / ")
+        studio_url = field(text, "Label Studio")
+        yield DemoOutput(text, studio_url, login[0], login[1], field(text, "project"),
+                         field(text, "first task"), field(text, "annotate"),
+                         studio_template.api_token)
+    finally:
+        process.send_signal(signal.SIGINT)
+        process.wait(timeout=60)
+    assert process.returncode == 0
+    assert not is_healthy(studio_url), "the demo left Label Studio running"
+
+
+def test_demo_prints_a_project_whose_tasks_carry_suggestions(
+    demo: DemoOutput, request: pytest.FixtureRequest
+) -> None:
+    studio = StudioClient(demo.studio_url, demo.token)
+    request.addfinalizer(studio.close)
+    tasks = studio.tasks(project_id_of(demo))
+    assert len(tasks) == DEMO_K
+    for task in tasks:
+        (prediction,) = task["predictions"]
+        assert prediction["result"][0]["value"]["choices"]
+        image = httpx.get(task["data"]["image"], headers={"Origin": demo.studio_url})
+        assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
+        assert image.headers["access-control-allow-origin"] in ("*", demo.studio_url)
+    assert "images/s" in demo.text
+
+
+def project_id_of(demo: DemoOutput) -> int:
+    match = re.search(r"/projects/(\d+)/", demo.project_url)
+    assert match, demo.project_url
+    return int(match.group(1))
+
+
+@pytest.mark.browser
+def test_annotator_sees_the_image_with_the_suggestion_preselected(
+    demo: DemoOutput, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    studio = StudioClient(demo.studio_url, demo.token)
+    request.addfinalizer(studio.close)
+    first = min(studio.tasks(project_id_of(demo)), key=lambda t: t["id"])
+    suggested = first["predictions"][0]["result"][0]["value"]["choices"][0]
+    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{demo.studio_url}/user/login/")
+            page.fill("input[name=email]", demo.username)
+            page.fill("input[name=password]", demo.password)
+            page.click("button[type=submit]")
+            page.wait_for_load_state("networkidle")
+            page.goto(demo.annotate_url)
+            page.get_by_text("Labeling Instructions").wait_for(timeout=60_000)
+            # The editor fetches the task's image from the service and shows it as a blob:
+            # a 28x28 picture can only have come from the Fashion-MNIST file served there.
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('img')].some(i => i.complete && "
+                "(i.src.startsWith('blob:') || i.src.includes('/media/')) && i.naturalWidth === 28)",
+                timeout=60_000)
+            checked = page.locator("input[type=radio]:checked")
+            checked.first.wait_for(state="attached", timeout=60_000)
+            page.screenshot(path=str(tmp_path / "annotator-view.png"))
+            assert checked.count() == 1
+            assert checked.first.get_attribute("name") == suggested
+        finally:
+            browser.close()

@@ -1,0 +1,89 @@
+"""Label Studio down, a push cut off half-way, odd annotations: nothing lost, nothing doubled."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import update
+
+from labeling.gateway import LabelStudioGateway
+from labeling.local_server import LocalLabelStudio
+from service.orm import RoundItem
+from tests.helpers import ImagePool, register_pool, wait_for_job
+from tests.integration.flows import project_title, run_round, seed, service_client
+from tests.integration.studio_http import StudioClient
+
+pytestmark = pytest.mark.integration
+K = 6
+
+
+@pytest.fixture
+def service(tmp_path: Path, fashion_pool: ImagePool,
+            label_studio: LocalLabelStudio) -> Iterator[TestClient]:
+    with service_client(tmp_path, fashion_pool, label_studio) as client:
+        register_pool(client, str(fashion_pool.folder))
+        seed(client, fashion_pool, 2)
+        yield client
+
+
+def test_a_round_selected_while_studio_is_down_is_pushed_once_it_is_back(
+    service: TestClient, label_studio: LocalLabelStudio, studio: StudioClient
+) -> None:
+    context = service.app.state.context  # type: ignore[attr-defined]
+    real_gateway = context.gateway
+    context.gateway = LabelStudioGateway("http://127.0.0.1:9", label_studio.api_token, timeout_s=2)
+    job = wait_for_job(service, service.post("/rounds", json={"k": K}).json())
+    assert job["error"]["code"] == "label_studio_unavailable"
+    (round_,) = service.get("/rounds").json()
+    context.gateway.close()
+    context.gateway = real_gateway
+
+    pushed = service.post(f"/rounds/{round_['id']}/push").json()
+    assert pushed["status"] == "pushed" and all(i["task_id"] for i in pushed["items"])
+    # A push whose task ids were never recorded (cut off after the import) is replayed.
+    with context.sessions() as session:
+        session.execute(update(RoundItem).where(RoundItem.round_id == round_["id"])
+                        .values(task_id=None))
+        session.commit()
+    replayed = service.post(f"/rounds/{round_['id']}/push").json()
+    assert [i["task_id"] for i in replayed["items"]] == [i["task_id"] for i in pushed["items"]]
+    tasks = studio.tasks(studio.project_by_title(project_title(service))["id"])
+    assert len(tasks) == K
+
+
+def test_every_annotation_is_kept_and_bad_ones_are_reported(
+    service: TestClient, studio: StudioClient
+) -> None:
+    round_ = run_round(service, K)
+    project_id = studio.project_by_title(project_title(service))["id"]
+    by_image = {t["data"]["image_id"]: t for t in studio.tasks(project_id)}
+    items = round_["items"]
+    tasks = [by_image[item["image_id"]] for item in items]
+
+    first = studio.annotate(tasks[0]["id"], "Bag")
+    studio.annotate(tasks[1]["id"], "Sneaker")
+    studio.annotate(tasks[1]["id"], "Sneaker")  # a second annotator agrees
+    studio.annotate(tasks[2]["id"], "Hat")  # not a label of the guide
+    skipped = studio.http.post(f"/api/tasks/{tasks[3]['id']}/annotations/",
+                               json={"result": [], "was_cancelled": True})
+    assert skipped.status_code == 201, skipped.text
+
+    report = service.post("/annotations/sync").json()
+    assert (report["new"], report["cancelled"], report["labeled_images"]) == (5, 1, 2)
+    assert [(p["task_id"], p["code"]) for p in report["problems"]] == [(tasks[2]["id"], "unknown_label")]
+
+    studio.update_annotation(first["id"], "Coat")  # the annotator corrects themself
+    again = service.post("/annotations/sync").json()
+    assert (again["new"], again["updated"], again["unchanged"]) == (0, 1, 4)
+    labels = {row["image_id"]: row["label"] for row in service.get("/labels/export").json()
+              if row["source"] == "annotation"}
+    assert labels == {items[0]["image_id"]: "Coat", items[1]["image_id"]: "Sneaker"}
+
+    deleted = studio.http.delete(f"/api/annotations/{first['id']}/")
+    assert deleted.status_code == 204
+    service.post("/annotations/sync")
+    kept = {row["image_id"]: row["label"] for row in service.get("/labels/export").json()}
+    assert kept[items[0]["image_id"]] == "Coat", "a label once confirmed is never dropped"
