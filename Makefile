@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dataset-fashion-mnist chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-fast bench serve clean help
+.PHONY: setup system-packages demo test test-fast test-gpu bench serve clean help
 
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
@@ -47,10 +47,14 @@ serve: setup
 	$(VENV)/bin/activelabel serve
 
 test: setup
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not gpu" $(PYTEST_ARGS)
 
 test-fast: setup
-	$(VENV)/bin/python -m pytest -m "not integration and not browser" $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest -m "not gpu and not integration and not browser" $(PYTEST_ARGS)
+
+# On a machine with CUDA: the GPU checks of models/ (no web stack needed).
+test-gpu:
+	python3 -m pytest tests/models -m gpu --confcutdir=tests/models -p no:cacheprovider
 
 bench: setup
 	$(VENV)/bin/python bench/bench_scoring.py
