@@ -243,7 +243,8 @@ def stack_decoded(items: list[tuple[int, object]]) -> torch.Tensor:
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{platform.processor() or platform.machine()} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
+    cpu = platform.processor() or platform.machine()
+    return f"{cpu} CPU, {os.cpu_count()} cores, {torch.get_num_threads()} threads"
 
 
 def benchmark(args: argparse.Namespace, workdir: Path) -> dict[str, object]:
@@ -292,7 +293,8 @@ def min_cosine(naive_rows: np.ndarray, result: EmbeddingResult, n: int) -> float
 def print_table(figures: dict[str, object]) -> None:
     print(f"device     {figures['device']} ({figures['device_name']}), torch {figures['torch']}")
     print(
-        f"model      {figures['architecture']}, batch {figures['batch_size']}, workers {figures['num_workers']}"
+        f"model      {figures['architecture']}, batch {figures['batch_size']}, "
+        f"workers {figures['num_workers']}"
     )
     print(f"images     {figures['n_images']} ({figures['source']}), {figures['failures']} failed")
     print()
@@ -303,7 +305,8 @@ def print_table(figures: dict[str, object]) -> None:
         f"{figures['naive_images_per_second']:>10.1f}"
     )
     print(
-        f"{'batched: embed_images + predict_proba + entropy':<52}{figures['batched_images_per_second']:>10.1f}"
+        f"{'batched: embed_images + predict_proba + entropy':<52}"
+        f"{figures['batched_images_per_second']:>10.1f}"
     )
     print(
         f"{'decode + resize only (same DataLoader, no model)':<52}"
@@ -312,7 +315,8 @@ def print_table(figures: dict[str, object]) -> None:
     print("-" * 62)
     print(f"{'speedup (batched / naive)':<52}{figures['speedup']:>9.2f}x")
     print(
-        f"{'min cosine similarity, naive vs batched':<52}{figures['min_cosine_naive_vs_batched']:>10.5f}"
+        f"{'min cosine similarity, naive vs batched':<52}"
+        f"{figures['min_cosine_naive_vs_batched']:>10.5f}"
     )
 
 

@@ -177,9 +177,7 @@ def _prior_problems(raw: object, known: list[str] | None) -> list[GuideProblem]:
         missing = [name for name in known if name not in raw]
         if missing:
             listed = ", ".join(map(repr, missing))
-            problems.append(
-                GuideProblem("class_priors", f"missing prior for label(s): {listed}")
-            )
+            problems.append(GuideProblem("class_priors", f"missing prior for label(s): {listed}"))
     values = list(raw.values())
     if values and all(_is_number(value) for value in values):
         total = math.fsum(values)

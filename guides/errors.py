@@ -27,9 +27,7 @@ class GuideError(Exception):
 
     code: str = "invalid_guide"
 
-    def __init__(
-        self, problems: Iterable[GuideProblem], *, source: str = "<string>"
-    ) -> None:
+    def __init__(self, problems: Iterable[GuideProblem], *, source: str = "<string>") -> None:
         self.problems: list[GuideProblem] = list(problems)
         if not self.problems:
             raise ValueError("GuideError needs at least one GuideProblem")

@@ -24,9 +24,7 @@ _MERGE_TAG = "tag:yaml.org,2002:merge"
 class _GuideYamlLoader(yaml.SafeLoader):
     """Safe YAML loader that rejects duplicate keys instead of keeping the last one."""
 
-    def construct_mapping(
-        self, node: yaml.MappingNode, deep: bool = False
-    ) -> dict[object, object]:
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
         first_lines: dict[Hashable, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == _MERGE_TAG:
@@ -63,9 +61,7 @@ def load_guide(path: str | os.PathLike[str]) -> Guide:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except UnicodeDecodeError as err:
-        problem = GuideProblem(
-            "<file>", f"not UTF-8 text (invalid byte at offset {err.start})"
-        )
+        problem = GuideProblem("<file>", f"not UTF-8 text (invalid byte at offset {err.start})")
         raise GuideError([problem], source=source) from err
     except OSError as err:
         reason = err.strerror or str(err)
@@ -101,9 +97,7 @@ def _read_yaml(text: str, source: str) -> Mapping[str, object]:
         # _GuideYamlLoader is a SafeLoader: no arbitrary Python objects.
         data = yaml.load(text, Loader=_GuideYamlLoader)  # noqa: S506
     except yaml.YAMLError as err:
-        raise GuideError(
-            [GuideProblem("<root>", _yaml_message(err))], source=source
-        ) from err
+        raise GuideError([GuideProblem("<root>", _yaml_message(err))], source=source) from err
     if data is None:
         problem = GuideProblem(
             "<root>", "the document is empty; expected a mapping of guide fields"

@@ -45,9 +45,7 @@ def _single_line(value: str) -> str:
 
 def _one_key(value: str) -> str:
     if len(value) != 1 or not value.isprintable() or value.isspace():
-        raise ValueError(
-            f"must be exactly one printable, non-space character, got {value!r}"
-        )
+        raise ValueError(f"must be exactly one printable, non-space character, got {value!r}")
     return value
 
 
@@ -64,9 +62,7 @@ def _image_reference(value: str) -> str:
         raise ValueError("use forward slashes in image paths")
     path = PurePosixPath(value)
     if path.is_absolute() or _DRIVE.match(value):
-        raise ValueError(
-            "must be a path relative to the image pool root, not an absolute path"
-        )
+        raise ValueError("must be a path relative to the image pool root, not an absolute path")
     if ".." in path.parts:
         raise ValueError("must stay inside the image pool ('..' is not allowed)")
     return value

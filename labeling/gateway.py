@@ -29,13 +29,19 @@ def build_label_config(spec: ProjectSpec) -> str:
         ("Choice", _choice_attributes(label, definition, hotkey), ())
         for label, definition, hotkey in spec.choices
     )
-    choices_attrs = {"toName": IMAGE_FIELD, "choice": "single-radio", "required": "true",
-                     "showInline": "false"}
-    config = LabelInterface.create({
-        "header": ("Header", {"value": spec.header}, ()),
-        IMAGE_FIELD: ("Image", {"zoom": "true", "maxWidth": "480px", "smoothing": "false"}, ()),
-        CHOICES_FIELD: ("Choices", choices_attrs, choice_tags),
-    })
+    choices_attrs = {
+        "toName": IMAGE_FIELD,
+        "choice": "single-radio",
+        "required": "true",
+        "showInline": "false",
+    }
+    config = LabelInterface.create(
+        {
+            "header": ("Header", {"value": spec.header}, ()),
+            IMAGE_FIELD: ("Image", {"zoom": "true", "maxWidth": "480px", "smoothing": "false"}, ()),
+            CHOICES_FIELD: ("Choices", choices_attrs, choice_tags),
+        }
+    )
     LabelInterface(config)  # parses and validates the generated config
     return config
 
@@ -79,7 +85,9 @@ class LabelStudioGateway:
             "show_collab_predictions": True,
         }
         with _translated_errors("find project"):
-            found = [p for p in self._client.projects.list(title=spec.title) if p.title == spec.title]
+            found = [
+                p for p in self._client.projects.list(title=spec.title) if p.title == spec.title
+            ]
         if not found:
             with _translated_errors("create project"):
                 return int(self._client.projects.create(title=spec.title, **settings).id)
@@ -93,14 +101,16 @@ class LabelStudioGateway:
         """Import tasks with their predictions, in order; returns their task ids in that order."""
         task_ids: list[int] = []
         for start in range(0, len(drafts), IMPORT_BATCH):
-            batch = [task_payload(d) for d in drafts[start:start + IMPORT_BATCH]]
+            batch = [task_payload(d) for d in drafts[start : start + IMPORT_BATCH]]
             with _translated_errors("import tasks"):
                 response = self._client.projects.import_tasks(
-                    id=project_id, request=batch, return_task_ids=True)
+                    id=project_id, request=batch, return_task_ids=True
+                )
             ids = list(response.task_ids or [])
             if len(ids) != len(batch):
                 raise LabelStudioRejected(
-                    f"import returned {len(ids)} task ids for {len(batch)} tasks")
+                    f"import returned {len(ids)} task ids for {len(batch)} tasks"
+                )
             task_ids.extend(int(i) for i in ids)
         return task_ids
 
@@ -119,8 +129,13 @@ def _to_studio_task(task: Any) -> StudioTask:
     image_id = _int_or_none(data.get("image_id"))
     annotations = [_to_studio_annotation(a, int(task.id), image_id) for a in task.annotations or []]
     versions = [str(p.get("model_version")) for p in _as_dicts(task.predictions)]
-    return StudioTask(task_id=int(task.id), image_id=image_id, meta=dict(task.meta or {}),
-                      prediction_versions=versions, annotations=annotations)
+    return StudioTask(
+        task_id=int(task.id),
+        image_id=image_id,
+        meta=dict(task.meta or {}),
+        prediction_versions=versions,
+        annotations=annotations,
+    )
 
 
 def _to_studio_annotation(raw: Any, task_id: int, image_id: int | None) -> StudioAnnotation:
@@ -159,8 +174,9 @@ def _translated_errors(action: str) -> Iterator[None]:
         status = err.status_code or 0
         detail = str(err.body)[:500]
         if status >= 500 or status == 0:
-            raise LabelStudioUnavailable(f"{action}: Label Studio answered {status}: {detail}") from err
+            raise LabelStudioUnavailable(
+                f"{action}: Label Studio answered {status}: {detail}"
+            ) from err
         raise LabelStudioRejected(f"{action}: Label Studio refused ({status}): {detail}") from err
     except httpx.HTTPError as err:
         raise LabelStudioUnavailable(f"{action}: cannot reach Label Studio: {err}") from err
-

@@ -97,10 +97,20 @@ class LocalLabelStudio:
         log_path = self.log_path or self.data_dir / "label-studio.log"
         with open(log_path, "ab") as log:
             self._process = subprocess.Popen(
-                [str(self.executable.resolve()), "start", "--no-browser",
-                 "--internal-host", self.host, "--port", str(self.port)],
-                cwd=self.data_dir.resolve(), env=self.environment(),
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    str(self.executable.resolve()),
+                    "start",
+                    "--no-browser",
+                    "--internal-host",
+                    self.host,
+                    "--port",
+                    str(self.port),
+                ],
+                cwd=self.data_dir.resolve(),
+                env=self.environment(),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         self._wait_healthy(timeout_s, on_wait, log_path)
         return self.url

@@ -57,12 +57,14 @@ class StudioTask:
 
 def prediction_result(label: str) -> list[dict[str, Any]]:
     """The `result` list of a single-choice prediction or annotation."""
-    return [{
-        "from_name": CHOICES_FIELD,
-        "to_name": IMAGE_FIELD,
-        "type": "choices",
-        "value": {"choices": [label]},
-    }]
+    return [
+        {
+            "from_name": CHOICES_FIELD,
+            "to_name": IMAGE_FIELD,
+            "type": "choices",
+            "value": {"choices": [label]},
+        }
+    ]
 
 
 def task_payload(draft: TaskDraft) -> dict[str, Any]:
@@ -71,11 +73,13 @@ def task_payload(draft: TaskDraft) -> dict[str, Any]:
     return {
         "data": {IMAGE_FIELD: draft.image_url, "image_id": draft.image_id},
         "meta": dict(draft.meta),
-        "predictions": [{
-            "model_version": suggestion.model_version,
-            "score": float(suggestion.score),
-            "result": prediction_result(suggestion.label),
-        }],
+        "predictions": [
+            {
+                "model_version": suggestion.model_version,
+                "score": float(suggestion.score),
+                "result": prediction_result(suggestion.label),
+            }
+        ],
     }
 
 

@@ -31,12 +31,20 @@ def build_context(settings: Settings) -> ServiceContext:
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
     runtime = ModelRuntime(settings.model, max_pixels=settings.max_image_pixels)
-    runtime.backbone  # load once, before the first request
-    gateway = LabelStudioGateway(settings.label_studio.url,
-                                 settings.label_studio.api_key.get_secret_value(),
-                                 timeout_s=settings.label_studio.timeout_s)
-    return ServiceContext(settings=settings, guide=load_configured_guide(settings), engine=engine,
-                          sessions=session_factory(engine), runtime=runtime, gateway=gateway)
+    runtime.load()  # the backbone loads once, before the first request
+    gateway = LabelStudioGateway(
+        settings.label_studio.url,
+        settings.label_studio.api_key.get_secret_value(),
+        timeout_s=settings.label_studio.timeout_s,
+    )
+    return ServiceContext(
+        settings=settings,
+        guide=load_configured_guide(settings),
+        engine=engine,
+        sessions=session_factory(engine),
+        runtime=runtime,
+        gateway=gateway,
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -47,8 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = build_context(settings)
         app.state.context = context
         app.state.jobs = JobRunner(context.sessions)
-        log.info("serving with backbone %s on %s", context.runtime.backbone_id,
-                 context.runtime.device)
+        log.info(
+            "serving with backbone %s on %s", context.runtime.backbone_id, context.runtime.device
+        )
         try:
             yield
         finally:
@@ -56,10 +65,18 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             context.gateway.close()
             context.engine.dispose()
 
-    app = FastAPI(title="activelabel", version="0.1.0", lifespan=lifespan,
-                  description="Active-learning labeling with Label Studio and quality checks.")
-    app.add_middleware(CORSMiddleware, allow_origins=settings.cors_origins,
-                       allow_methods=["GET"], allow_headers=["*"])
+    app = FastAPI(
+        title="activelabel",
+        version="0.1.0",
+        lifespan=lifespan,
+        description="Active-learning labeling with Label Studio and quality checks.",
+    )
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_origins,
+        allow_methods=["GET"],
+        allow_headers=["*"],
+    )
     install_error_handlers(app)
     for module in (health, images, labels, rounds, jobs):
         app.include_router(module.router)

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
 from service.settings import get_settings
 
-app = typer.Typer(help="Active-learning labeling with Label Studio.", no_args_is_help=True,
-                  add_completion=False)
+app = typer.Typer(
+    help="Active-learning labeling with Label Studio.", no_args_is_help=True, add_completion=False
+)
 
 
 @app.command()
@@ -26,21 +28,34 @@ def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") ->
 
 @app.command()
 def demo(
-    images: int = typer.Option(3000, min=50, max=60000, help="Fashion-MNIST images in the pool"),
-    k: int = typer.Option(20, min=1, max=1000, help="images chosen for the round"),
-    seed_per_class: int = typer.Option(5, min=1, max=100, help="seed labels per class"),
-    data_dir: Path = typer.Option(Path(".demo"), help="where the demo keeps its state"),
-    port: int = typer.Option(8000, help="service port (0 = any free port)"),
-    label_studio_port: int = typer.Option(8080, help="Label Studio port (0 = any free port)"),
-    wait: bool = typer.Option(True, help="stay up until interrupted"),
+    images: Annotated[
+        int, typer.Option(min=50, max=60000, help="Fashion-MNIST images in the pool")
+    ] = 3000,
+    k: Annotated[int, typer.Option(min=1, max=1000, help="images chosen for the round")] = 20,
+    seed_per_class: Annotated[int, typer.Option(min=1, max=100, help="seed labels per class")] = 5,
+    data_dir: Annotated[Path, typer.Option(help="where the demo keeps its state")] = Path(".demo"),
+    port: Annotated[int, typer.Option(help="service port (0 = any free port)")] = 8000,
+    label_studio_port: Annotated[
+        int, typer.Option(help="Label Studio port (0 = any free port)")
+    ] = 8080,
+    wait: Annotated[bool, typer.Option(help="stay up until interrupted")] = True,
 ) -> None:
     """One round on Fashion-MNIST: local Label Studio, seeded model, top-K pushed."""
     from service.demo import DemoOptions, run_demo
 
     logging.basicConfig(level=logging.WARNING)
-    run_demo(DemoOptions(images=images, k=k, seed_per_class=seed_per_class, data_dir=data_dir,
-                         port=port, label_studio_port=label_studio_port, wait=wait),
-             get_settings())
+    run_demo(
+        DemoOptions(
+            images=images,
+            k=k,
+            seed_per_class=seed_per_class,
+            data_dir=data_dir,
+            port=port,
+            label_studio_port=label_studio_port,
+            wait=wait,
+        ),
+        get_settings(),
+    )
 
 
 if __name__ == "__main__":

@@ -61,19 +61,27 @@ def start_label_studio(options: DemoOptions, executable: Path) -> LocalLabelStud
     data_dir.mkdir(parents=True, exist_ok=True)
     if not token_file.exists():
         token_file.write_text(new_api_token())
-    server = LocalLabelStudio(executable=executable, data_dir=data_dir,
-                              api_token=token_file.read_text().strip(),
-                              port=port_or_free(options.label_studio_port))
+    server = LocalLabelStudio(
+        executable=executable,
+        data_dir=data_dir,
+        api_token=token_file.read_text().strip(),
+        port=port_or_free(options.label_studio_port),
+    )
     with console.status("starting Label Studio") as status:
-        server.start(on_wait=lambda s: status.update(
-            f"starting Label Studio on {server.url} ({s:.0f}s; the first start migrates its database)"))
+        server.start(
+            on_wait=lambda s: status.update(
+                f"starting Label Studio on {server.url} "
+                f"({s:.0f}s; the first start migrates its database)"
+            )
+        )
     console.print(f"Label Studio is up at {server.url}", soft_wrap=True)
     return server
 
 
 def start_service(settings: Settings, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, name="activelabel-service", daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
@@ -86,8 +94,13 @@ def start_service(settings: Settings, port: int) -> uvicorn.Server:
 
 def follow_job(client: httpx.Client, accepted: dict[str, Any], title: str) -> dict[str, Any]:
     """Show a job's progress until it ends; returns its result or raises with its error."""
-    columns = (TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
-               TimeElapsedColumn(), TextColumn("{task.fields[message]}"))
+    columns = (
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TimeElapsedColumn(),
+        TextColumn("{task.fields[message]}"),
+    )
     with Progress(*columns, console=console) as bar:
         task = bar.add_task(title, total=100, message="")
         while True:
@@ -112,17 +125,27 @@ def seed_labels(labels: list[int], per_class: int, class_names: list[str]) -> di
     return chosen
 
 
-def drive_round(client: httpx.Client, folder: Path, labels: list[int], options: DemoOptions,
-                class_names: list[str]) -> dict[str, Any]:
+def drive_round(
+    client: httpx.Client,
+    folder: Path,
+    labels: list[int],
+    options: DemoOptions,
+    class_names: list[str],
+) -> dict[str, Any]:
     """Register the pool, seed labels, run one round; returns the round."""
-    registered = follow_job(client, _post(client, "/images/register", {"folder": str(folder)}),
-                            "registering images")
-    console.print(f"registered {registered['registered']} new images "
-                  f"({registered['already_known']} already known, {len(registered['skipped'])} skipped)")
+    registered = follow_job(
+        client, _post(client, "/images/register", {"folder": str(folder)}), "registering images"
+    )
+    console.print(
+        f"registered {registered['registered']} new images "
+        f"({registered['already_known']} already known, {len(registered['skipped'])} skipped)"
+    )
     ids_by_path = _image_ids_by_path(client)
     seeds = seed_labels(labels, options.seed_per_class, class_names)
-    body = [{"image_id": ids_by_path[str(folder / f"{p:05d}.png")], "label": name}
-            for p, name in seeds.items()]
+    body = [
+        {"image_id": ids_by_path[str(folder / f"{p:05d}.png")], "label": name}
+        for p, name in seeds.items()
+    ]
     _post(client, "/labels", {"labels": body, "source": "seed"})
     console.print(f"seeded the model with {len(body)} known labels")
     result = follow_job(client, _post(client, "/rounds", {"k": options.k}), "running a round")
@@ -152,12 +175,20 @@ def print_summary(round_: dict[str, Any], studio: LocalLabelStudio, service_url:
     for column in ("rank", "task", "suggested label", "p", "uncertainty"):
         table.add_column(column)
     for item in round_["items"]:
-        table.add_row(str(item["rank"]), str(item["task_id"]), item["predicted_label"],
-                      f"{item['predicted_probability']:.2f}", f"{item['score']:.3f}")
+        table.add_row(
+            str(item["rank"]),
+            str(item["task_id"]),
+            item["predicted_label"],
+            f"{item['predicted_probability']:.2f}",
+            f"{item['score']:.3f}",
+        )
     console.print(table)
     first_task = round_["items"][0]["task_id"] if round_["items"] else None
-    console.print(f"scored {round_['pool_size']} unlabeled images; embedded {round_['embedded']} "
-                  f"new ones at {round_['embedding_rate']:.1f} images/s", soft_wrap=True)
+    console.print(
+        f"scored {round_['pool_size']} unlabeled images; embedded {round_['embedded']} "
+        f"new ones at {round_['embedding_rate']:.1f} images/s",
+        soft_wrap=True,
+    )
     console.print(f"model version: {round_['model_version']}", soft_wrap=True)
     console.print(f"service:       {service_url}  (API docs at {service_url}/docs)", soft_wrap=True)
     console.print(f"Label Studio:  {studio.url}", soft_wrap=True)
@@ -166,9 +197,12 @@ def print_summary(round_: dict[str, Any], studio: LocalLabelStudio, service_url:
     if first_task is not None:
         console.print(f"first task:    {round_['project_url']}?task={first_task}", soft_wrap=True)
     console.print(f"annotate:      {round_['project_url']}?labeling=1", soft_wrap=True)
-    console.print("Annotators: log in, open 'annotate' (Label All Tasks); each image comes with the "
-                  "model's label pre-selected and the guide's instructions: confirm or correct, "
-                  "then Submit.", soft_wrap=True)
+    console.print(
+        "Annotators: log in, open 'annotate' (Label All Tasks); each image comes with the "
+        "model's label pre-selected and the guide's instructions: confirm or correct, "
+        "then Submit.",
+        soft_wrap=True,
+    )
 
 
 def run_demo(options: DemoOptions, settings: Settings) -> None:
@@ -179,11 +213,16 @@ def run_demo(options: DemoOptions, settings: Settings) -> None:
     try:
         port = port_or_free(options.port)
         service_url = f"http://127.0.0.1:{port}"
-        configured = settings.model_copy(update={
-            "data_dir": root / "service", "allowed_roots": [root / "images"],
-            "public_url": service_url,
-            "label_studio": settings.label_studio.model_copy(update={
-                "url": studio.url, "api_key": SecretStr(studio.api_token)})})
+        configured = settings.model_copy(
+            update={
+                "data_dir": root / "service",
+                "allowed_roots": [root / "images"],
+                "public_url": service_url,
+                "label_studio": settings.label_studio.model_copy(
+                    update={"url": studio.url, "api_key": SecretStr(studio.api_token)}
+                ),
+            }
+        )
         with console.status("loading the model and starting the service"):
             server = start_service(configured, port)
         with httpx.Client(base_url=service_url, timeout=60) as client:

@@ -20,8 +20,8 @@ CHUNK = 512  # images embedded between two commits
 @dataclass(frozen=True)
 class StoredEmbeddings:
     vectors: dict[int, np.ndarray]  # image id -> (D,) float32
-    computed: int                   # how many were embedded by this call
-    seconds: float                  # how long that took
+    computed: int  # how many were embedded by this call
+    seconds: float  # how long that took
 
     @property
     def images_per_second(self) -> float:
@@ -29,7 +29,10 @@ class StoredEmbeddings:
 
 
 def ensure_embeddings(
-    session: Session, runtime: ModelRuntime, images: Sequence[Image], *,
+    session: Session,
+    runtime: ModelRuntime,
+    images: Sequence[Image],
+    *,
     progress: Progress = no_progress,
 ) -> StoredEmbeddings:
     """Embeddings of every usable image given; missing ones are computed and stored.
@@ -41,18 +44,25 @@ def ensure_embeddings(
     missing = [image for image in images if image.id not in vectors and not image.unusable_reason]
     started, done = time.monotonic(), 0
     for start in range(0, len(missing), CHUNK):
-        chunk = missing[start:start + CHUNK]
+        chunk = missing[start : start + CHUNK]
 
         def report(batch_done: int, _total: int, offset: int = done) -> None:
             seen = offset + batch_done
             rate = seen / max(time.monotonic() - started, 1e-9)
-            progress(seen / len(missing), f"embedded {seen}/{len(missing)} images ({rate:.1f} images/s)")
+            progress(
+                seen / len(missing), f"embedded {seen}/{len(missing)} images ({rate:.1f} images/s)"
+            )
 
         result = runtime.embed([image.path for image in chunk], progress=report)
         for position, vector in zip(result.indices, result.embeddings, strict=True):
             image = chunk[position]
-            session.add(Embedding(image_id=image.id, backbone_id=backbone_id,
-                                  vector=np.ascontiguousarray(vector, dtype=np.float32).tobytes()))
+            session.add(
+                Embedding(
+                    image_id=image.id,
+                    backbone_id=backbone_id,
+                    vector=np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
+                )
+            )
             vectors[image.id] = vector.astype(np.float32)
         for failure in result.failures:
             chunk[failure.index].unusable_reason = f"{failure.code}: {failure.reason}"
@@ -64,9 +74,12 @@ def ensure_embeddings(
 def _stored(session: Session, backbone_id: str, image_ids: list[int]) -> dict[int, np.ndarray]:
     found: dict[int, np.ndarray] = {}
     for start in range(0, len(image_ids), 5000):
-        rows = session.execute(select(Embedding.image_id, Embedding.vector).where(
-            Embedding.backbone_id == backbone_id,
-            Embedding.image_id.in_(image_ids[start:start + 5000])))
+        rows = session.execute(
+            select(Embedding.image_id, Embedding.vector).where(
+                Embedding.backbone_id == backbone_id,
+                Embedding.image_id.in_(image_ids[start : start + 5000]),
+            )
+        )
         for image_id, blob in rows:
             found[image_id] = np.frombuffer(blob, dtype=np.float32)
     return found

@@ -100,10 +100,13 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(code, message, details), status_code=status)
 
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [{"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-                   for e in exc.errors()]
-        return JSONResponse(error_body("invalid_request", "the request is invalid", details),
-                            status_code=422)
+        details = [
+            {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            error_body("invalid_request", "the request is invalid", details), status_code=422
+        )
 
     async def http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")

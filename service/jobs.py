@@ -37,9 +37,17 @@ class JobRunner:
     def _mark_interrupted(self) -> None:
         """Jobs that were running when the last process stopped will never finish: say so."""
         with self._sessions() as session:
-            session.execute(update(Job).where(Job.done.is_(False)).values(
-                status="failed", done=True, error_code="interrupted",
-                error_message="the service stopped before this job finished", updated_at=utcnow()))
+            session.execute(
+                update(Job)
+                .where(Job.done.is_(False))
+                .values(
+                    status="failed",
+                    done=True,
+                    error_code="interrupted",
+                    error_message="the service stopped before this job finished",
+                    updated_at=utcnow(),
+                )
+            )
             session.commit()
 
     def submit(self, kind: str, params: dict[str, Any], fn: JobFunction) -> str:
@@ -79,12 +87,15 @@ class JobRunner:
             log.exception("job %s failed", job_id)
             self._set(job_id, status="failed", done=True, error_code=code, error_message=message)
             return
-        self._set(job_id, status="succeeded", done=True, progress=1.0, result=result,
-                  message="done")
+        self._set(
+            job_id, status="succeeded", done=True, progress=1.0, result=result, message="done"
+        )
 
     def _set(self, job_id: str, **values: Any) -> None:
         with self._sessions() as session:
-            session.execute(update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values))
+            session.execute(
+                update(Job).where(Job.id == job_id).values(updated_at=utcnow(), **values)
+            )
             session.commit()
 
     def shutdown(self) -> None:

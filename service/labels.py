@@ -35,13 +35,21 @@ def import_labels(
     """Store labels that are already known; all or nothing: one bad entry rejects the batch."""
     unknown = sorted({item.label for item in labels if not guide.has_label(item.label)})
     if unknown:
-        raise UnknownLabel(f"labels not in the guide: {', '.join(unknown)}",
-                           details={"unknown": unknown, "allowed": guide.label_names})
-    images = {image.id: image for image in session.scalars(
-        select(Image).where(Image.id.in_([item.image_id for item in labels])))}
+        raise UnknownLabel(
+            f"labels not in the guide: {', '.join(unknown)}",
+            details={"unknown": unknown, "allowed": guide.label_names},
+        )
+    images = {
+        image.id: image
+        for image in session.scalars(
+            select(Image).where(Image.id.in_([item.image_id for item in labels]))
+        )
+    }
     missing = sorted({item.image_id for item in labels} - images.keys())
     if missing:
-        raise NotFound(f"{len(missing)} image ids are not registered", details={"missing": missing[:50]})
+        raise NotFound(
+            f"{len(missing)} image ids are not registered", details={"missing": missing[:50]}
+        )
     now = utcnow()
     for item in labels:
         image = images[item.image_id]
@@ -53,5 +61,6 @@ def import_labels(
 def export_labels(session: Session) -> list[ConfirmedLabel]:
     """Every image with a confirmed label, in image order."""
     rows = session.scalars(select(Image).where(Image.label.is_not(None)).order_by(Image.id))
-    return [ConfirmedLabel(i.id, i.path, str(i.label), str(i.label_source), i.labeled_at)
-            for i in rows]
+    return [
+        ConfirmedLabel(i.id, i.path, str(i.label), str(i.label_source), i.labeled_at) for i in rows
+    ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.errors import ImageDecodeError
-from models.images import inspect_image
+from models.images import ImageInfo, inspect_image
 from service.errors import InvalidImage, PathNotAllowed, PathNotFound
 from service.orm import Image
 
@@ -39,8 +41,10 @@ def resolve_allowed(path: str | Path, allowed_roots: Sequence[Path]) -> Path:
     resolved = candidate.resolve()
     roots = [root.expanduser().resolve() for root in allowed_roots]
     if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
-        raise PathNotAllowed(f"{path} is outside the allowed roots",
-                             details={"allowed_roots": [str(r) for r in roots]})
+        raise PathNotAllowed(
+            f"{path} is outside the allowed roots",
+            details={"allowed_roots": [str(r) for r in roots]},
+        )
     if not resolved.exists():
         raise PathNotFound(f"{path} does not exist")
     return resolved
@@ -58,10 +62,13 @@ def register_folder(
     session: Session, folder: Path, *, max_pixels: int, progress: Progress | None = None
 ) -> RegistrationReport:
     """Register every readable image below `folder`; anything else is skipped with its reason."""
-    files = sorted(p for p in folder.rglob("*")
-                   if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts))
-    known = {path: image_id for path, image_id in session.execute(
-        select(Image.path, Image.id).where(Image.path.in_([str(f) for f in files])))}
+    files = sorted(
+        p
+        for p in folder.rglob("*")
+        if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
+    )
+    under_folder = Image.path.startswith(f"{folder}{os.sep}", autoescape=True)
+    known = dict(session.execute(select(Image.path, Image.id).where(under_folder)).tuples().all())
     report = RegistrationReport()
     for done, path in enumerate(files, start=1):
         if str(path) in known:
@@ -79,18 +86,23 @@ def register_folder(
 
 def _register_one(
     session: Session, path: Path, source: str, *, max_pixels: int, report: RegistrationReport
-) -> Image | None:
+) -> None:
     try:
         info = inspect_image(path, max_pixels=max_pixels)
     except ImageDecodeError as err:
         report.skipped.append(SkippedFile(str(path), err.code, err.reason))
-        return None
-    image = Image(path=str(path), sha256=sha256_of(path), width=info.width, height=info.height,
-                  source=source)
-    session.add(image)
-    session.flush()
+        return
+    image = _add_image(session, path, info, source, sha256_of(path))
     report.registered += 1
     report.image_ids.append(image.id)
+
+
+def _add_image(session: Session, path: Path, info: ImageInfo, source: str, digest: str) -> Image:
+    image = Image(
+        path=str(path), sha256=digest, width=info.width, height=info.height, source=source
+    )
+    session.add(image)
+    session.flush()
     return image
 
 
@@ -99,21 +111,18 @@ def register_upload(
 ) -> Image:
     """Store an uploaded image under its content hash and register it (once per content)."""
     digest = hashlib.sha256(content).hexdigest()
-    suffix = Path(filename).suffix.lower()[:8] if Path(filename).suffix else ".img"
+    suffix = re.sub(r"[^a-z0-9]", "", Path(filename).suffix.lower())[:8] or "img"
     upload_dir.mkdir(parents=True, exist_ok=True)
-    target = (upload_dir / f"{digest}{suffix}").resolve()
+    target = (upload_dir / f"{digest}.{suffix}").resolve()
     existing = session.scalar(select(Image).where(Image.path == str(target)))
     if existing is not None:
         return existing
-    staging = target.with_suffix(target.suffix + ".part")
+    staging = target.with_name(target.name + ".part")
     staging.write_bytes(content)
     try:
-        inspect_image(staging, max_pixels=max_pixels)
+        info = inspect_image(staging, max_pixels=max_pixels)
     except ImageDecodeError as err:
         staging.unlink(missing_ok=True)
         raise InvalidImage(f"{filename}: {err.reason}", details={"code": err.code}) from err
     staging.replace(target)
-    report = RegistrationReport()
-    image = _register_one(session, target, "upload", max_pixels=max_pixels, report=report)
-    assert image is not None
-    return image
+    return _add_image(session, target, info, "upload", digest)

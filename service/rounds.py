@@ -28,13 +28,25 @@ class RoundRequest:
 def candidate_images(session: Session) -> list[Image]:
     """Usable images with no confirmed label that were never sent to annotators."""
     already_sent = select(RoundItem.image_id)
-    return list(session.scalars(select(Image).where(
-        Image.label.is_(None), Image.unusable_reason.is_(None),
-        Image.id.not_in(already_sent)).order_by(Image.id)))
+    return list(
+        session.scalars(
+            select(Image)
+            .where(
+                Image.label.is_(None),
+                Image.unusable_reason.is_(None),
+                Image.id.not_in(already_sent),
+            )
+            .order_by(Image.id)
+        )
+    )
 
 
 def select_round(
-    session: Session, ctx: ServiceContext, request: RoundRequest, *, progress: Progress = no_progress
+    session: Session,
+    ctx: ServiceContext,
+    request: RoundRequest,
+    *,
+    progress: Progress = no_progress,
 ) -> Round:
     """Choose the round's batch and record it (not yet pushed)."""
     strategy = get_strategy(request.strategy)
@@ -48,9 +60,14 @@ def select_round(
     stored = ensure_embeddings(session, ctx.runtime, images, progress=scaled(progress, 0.2, 0.85))
     vectors = stored.vectors
     pool = [image for image in images if image.id in vectors]
-    round_ = Round(strategy=request.strategy, k=request.k, model_version=model.id,
-                   pool_size=len(pool), embedded=stored.computed,
-                   embedding_rate=round(stored.images_per_second, 2))
+    round_ = Round(
+        strategy=request.strategy,
+        k=request.k,
+        model_version=model.id,
+        pool_size=len(pool),
+        embedded=stored.computed,
+        embedding_rate=round(stored.images_per_second, 2),
+    )
     session.add(round_)
     session.flush()
     if pool:
@@ -63,18 +80,35 @@ def select_round(
     return round_
 
 
-def _add_items(session: Session, round_: Round, pool: list[Image], probs: np.ndarray,
-               scores: np.ndarray, chosen: np.ndarray, class_names: list[str]) -> None:
+def _add_items(
+    session: Session,
+    round_: Round,
+    pool: list[Image],
+    probs: np.ndarray,
+    scores: np.ndarray,
+    chosen: np.ndarray,
+    class_names: list[str],
+) -> None:
     for rank, index in enumerate(chosen.tolist(), start=1):
         top = int(np.argmax(probs[index]))
-        session.add(RoundItem(
-            round_id=round_.id, image_id=pool[index].id, rank=rank, score=float(scores[index]),
-            predicted_label=class_names[top], predicted_probability=float(probs[index, top])))
+        session.add(
+            RoundItem(
+                round_id=round_.id,
+                image_id=pool[index].id,
+                rank=rank,
+                score=float(scores[index]),
+                predicted_label=class_names[top],
+                predicted_probability=float(probs[index, top]),
+            )
+        )
 
 
 def round_items(session: Session, round_id: int) -> list[RoundItem]:
-    return list(session.scalars(
-        select(RoundItem).where(RoundItem.round_id == round_id).order_by(RoundItem.rank)))
+    return list(
+        session.scalars(
+            select(RoundItem).where(RoundItem.round_id == round_id).order_by(RoundItem.rank)
+        )
+    )
 
 
 def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
@@ -87,7 +121,8 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     if round_ is None:
         raise NotFound(f"round {round_id} does not exist")
     project_id = ctx.gateway.ensure_project(
-        project_spec(ctx.guide, title=ctx.settings.label_studio.project_title))
+        project_spec(ctx.guide, title=ctx.settings.label_studio.project_title)
+    )
     round_.project_id = project_id
     items = round_items(session, round_id)
     existing = {task.image_id: task.task_id for task in ctx.gateway.list_tasks(project_id)}
@@ -106,8 +141,11 @@ def _draft(item: RoundItem, round_: Round, public_url: str) -> TaskDraft:
     return TaskDraft(
         image_id=item.image_id,
         image_url=f"{public_url.rstrip('/')}/media/{item.image_id}",
-        suggestion=Suggestion(label=item.predicted_label, score=item.predicted_probability,
-                              model_version=round_.model_version),
+        suggestion=Suggestion(
+            label=item.predicted_label,
+            score=item.predicted_probability,
+            model_version=round_.model_version,
+        ),
         meta={"round": round_.id, "rank": item.rank, "uncertainty": round(item.score, 6)},
     )
 

@@ -22,8 +22,11 @@ class ModelRuntime:
     def __init__(self, settings: ModelSettings, *, max_pixels: int) -> None:
         self.settings = settings
         self.max_pixels = max_pixels
-        self.spec = BackboneSpec(architecture=settings.architecture, weights=settings.weights,
-                                 image_size=settings.image_size)
+        self.spec = BackboneSpec(
+            architecture=settings.architecture,
+            weights=settings.weights,
+            image_size=settings.image_size,
+        )
         self.device: torch.device = resolve_device(settings.device)
         self._backbone: Backbone | None = None
         self._heads: dict[str, TrainedHead] = {}
@@ -36,6 +39,10 @@ class ModelRuntime:
                 self._backbone = load_backbone(self.spec)
             return self._backbone
 
+    def load(self) -> None:
+        """Load the backbone now rather than on first use."""
+        _ = self.backbone
+
     @property
     def backbone_id(self) -> str:
         return self.backbone.backbone_id
@@ -45,8 +52,14 @@ class ModelRuntime:
     ) -> EmbeddingResult:
         """Embeddings (n_ok, D) of the given images, failures reported, never raised."""
         return embed_images(
-            paths, self.backbone, device=self.device, batch_size=self.settings.batch_size,
-            num_workers=self.settings.num_workers, max_pixels=self.max_pixels, progress=progress)
+            paths,
+            self.backbone,
+            device=self.device,
+            batch_size=self.settings.batch_size,
+            num_workers=self.settings.num_workers,
+            max_pixels=self.max_pixels,
+            progress=progress,
+        )
 
     def head(self, version: str, checkpoint_path: str | Path) -> TrainedHead:
         with self._lock:

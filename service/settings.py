@@ -36,7 +36,8 @@ class Settings(BaseSettings):
     """Everything the service reads from its environment (prefix ACTIVELABEL_, nesting `__`)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ACTIVELABEL_", env_nested_delimiter="__", extra="ignore")
+        env_prefix="ACTIVELABEL_", env_nested_delimiter="__", extra="ignore"
+    )
 
     data_dir: Path = Path("activelabel-data")
     database_url: str | None = None

@@ -54,7 +54,8 @@ def sync_annotations(ctx: ServiceContext) -> SyncReport:
     """Store every annotation of the project (new or edited), then update image labels."""
     with ctx.sessions() as session:
         project_id = ctx.gateway.ensure_project(
-            project_spec(ctx.guide, title=ctx.settings.label_studio.project_title))
+            project_spec(ctx.guide, title=ctx.settings.label_studio.project_title)
+        )
         tasks = ctx.gateway.list_tasks(project_id)
         report = SyncReport(project_id=project_id, tasks_seen=len(tasks))
         suggestions = _suggestions_by_task(session, [t.task_id for t in tasks])
@@ -69,21 +70,33 @@ def sync_annotations(ctx: ServiceContext) -> SyncReport:
         return report
 
 
-def _store(session: Session, annotation: StudioAnnotation, guide: Guide,
-           suggestion: tuple[str, str] | None, report: SyncReport) -> None:
+def _store(
+    session: Session,
+    annotation: StudioAnnotation,
+    guide: Guide,
+    suggestion: tuple[str, str] | None,
+    report: SyncReport,
+) -> None:
     status, label, problem = judge(annotation, guide)
-    row = session.scalar(select(Annotation).where(
-        Annotation.studio_annotation_id == annotation.annotation_id))
+    row = session.scalar(
+        select(Annotation).where(Annotation.studio_annotation_id == annotation.annotation_id)
+    )
     if row is not None and (row.status, row.label, row.problem) == (status, label, problem):
         report.unchanged += 1
         return
     suggested_label, model_version = suggestion or (None, None)
     values = {
-        "task_id": annotation.task_id, "image_id": _known_image(session, annotation.image_id),
-        "status": status, "label": label, "problem": problem,
-        "annotator": annotation.completed_by, "lead_time": annotation.lead_time,
+        "task_id": annotation.task_id,
+        "image_id": _known_image(session, annotation.image_id),
+        "status": status,
+        "label": label,
+        "problem": problem,
+        "annotator": annotation.completed_by,
+        "lead_time": annotation.lead_time,
         "annotated_at": _as_datetime(annotation.updated_at or annotation.created_at),
-        "suggested_label": suggested_label, "model_version": model_version, "synced_at": utcnow(),
+        "suggested_label": suggested_label,
+        "model_version": model_version,
+        "synced_at": utcnow(),
     }
     if row is None:
         session.add(Annotation(studio_annotation_id=annotation.annotation_id, **values))
@@ -96,8 +109,9 @@ def _store(session: Session, annotation: StudioAnnotation, guide: Guide,
         report.cancelled += 1
     if problem:
         code, _, message = problem.partition(": ")
-        report.problems.append(AnnotationProblem(annotation.annotation_id, annotation.task_id,
-                                                 code, message))
+        report.problems.append(
+            AnnotationProblem(annotation.annotation_id, annotation.task_id, code, message)
+        )
 
 
 def _known_image(session: Session, image_id: int | None) -> int | None:
@@ -114,7 +128,8 @@ def _suggestions_by_task(session: Session, task_ids: list[int]) -> dict[int, tup
     rows = session.execute(
         select(RoundItem.task_id, RoundItem.predicted_label, Round.model_version)
         .join(Round, Round.id == RoundItem.round_id)
-        .where(RoundItem.task_id.in_(task_ids)))
+        .where(RoundItem.task_id.in_(task_ids))
+    )
     return {task_id: (label, version) for task_id, label, version in rows}
 
 
@@ -125,9 +140,13 @@ def _resolve_labels(session: Session, image_ids: set[int]) -> int:
         image = session.get(Image, image_id)
         if image is None:
             continue
-        accepted = list(session.scalars(select(Annotation).where(
-            Annotation.image_id == image_id, Annotation.status == "accepted")
-            .order_by(Annotation.annotated_at, Annotation.studio_annotation_id)))
+        accepted = list(
+            session.scalars(
+                select(Annotation)
+                .where(Annotation.image_id == image_id, Annotation.status == "accepted")
+                .order_by(Annotation.annotated_at, Annotation.studio_annotation_id)
+            )
+        )
         if not accepted:
             continue
         votes = Counter(a.label for a in accepted)

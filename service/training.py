@@ -18,15 +18,22 @@ from service.orm import Image, ModelVersion
 
 
 def labeled_images(session: Session) -> list[Image]:
-    return list(session.scalars(select(Image).where(
-        Image.label.is_not(None), Image.unusable_reason.is_(None)).order_by(Image.id)))
+    return list(
+        session.scalars(
+            select(Image)
+            .where(Image.label.is_not(None), Image.unusable_reason.is_(None))
+            .order_by(Image.id)
+        )
+    )
 
 
 def current_model(session: Session, ctx: ServiceContext) -> ModelVersion | None:
     """The newest model version for this backbone and the guide's label set."""
-    candidates = session.scalars(select(ModelVersion).where(
-        ModelVersion.backbone_id == ctx.runtime.backbone_id).order_by(
-        ModelVersion.created_at.desc()))
+    candidates = session.scalars(
+        select(ModelVersion)
+        .where(ModelVersion.backbone_id == ctx.runtime.backbone_id)
+        .order_by(ModelVersion.created_at.desc())
+    )
     labels = ctx.guide.label_names
     return next((m for m in candidates if list(m.class_names) == labels), None)
 
@@ -40,15 +47,19 @@ def train_model(
     if len(images) < minimum:
         raise NotEnoughLabels(f"{len(images)} confirmed labels; training needs at least {minimum}")
     vectors = ensure_embeddings(
-        session, ctx.runtime, images, progress=scaled(progress, 0.0, 0.7)).vectors
+        session, ctx.runtime, images, progress=scaled(progress, 0.0, 0.7)
+    ).vectors
     usable = [image for image in images if image.id in vectors]
     labels = np.array([ctx.guide.label_index(str(image.label)) for image in usable], dtype=np.int64)
     progress(0.7, f"training on {len(usable)} labels")
     head = train_head(
-        stack(vectors, [image.id for image in usable]), labels,
-        class_names=ctx.guide.label_names, backbone_id=ctx.runtime.backbone_id,
+        stack(vectors, [image.id for image in usable]),
+        labels,
+        class_names=ctx.guide.label_names,
+        backbone_id=ctx.runtime.backbone_id,
         epochs=ctx.settings.model.train_epochs,
-        progress=lambda epoch, total: progress(0.7 + 0.3 * epoch / total, f"epoch {epoch}/{total}"))
+        progress=lambda epoch, total: progress(0.7 + 0.3 * epoch / total, f"epoch {epoch}/{total}"),
+    )
     return record_version(session, ctx, head, digest=labels_digest(usable))
 
 
@@ -70,9 +81,15 @@ def record_version(
         return existing
     path = save_checkpoint(head, ctx.settings.checkpoint_dir)
     version = ModelVersion(
-        id=head.version, backbone_id=head.backbone_id, checkpoint_path=str(path),
-        n_train=head.n_train, class_names=list(head.class_names), metrics=dict(head.metrics),
-        guide_fingerprint=ctx.guide.fingerprint(), labels_digest=digest)
+        id=head.version,
+        backbone_id=head.backbone_id,
+        checkpoint_path=str(path),
+        n_train=head.n_train,
+        class_names=list(head.class_names),
+        metrics=dict(head.metrics),
+        guide_fingerprint=ctx.guide.fingerprint(),
+        labels_digest=digest,
+    )
     session.add(version)
     session.commit()
     ctx.runtime.remember(head)
@@ -80,5 +97,5 @@ def record_version(
 
 
 def needs_training(session: Session, model: ModelVersion | None) -> bool:
-    """True when no model exists or any confirmed label was added or changed since it was trained."""
+    """True when no model exists or a confirmed label was added or changed since its training."""
     return model is None or model.labels_digest != labels_digest(labeled_images(session))

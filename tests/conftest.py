@@ -7,6 +7,7 @@ import pytest
 from models.datasets import load_fashion_mnist, write_pngs
 from tests.helpers import POOL_SIZE, ImagePool
 
+
 @pytest.fixture(scope="session")
 def fashion_pool(tmp_path_factory: pytest.TempPathFactory) -> ImagePool:
     """240 real Fashion-MNIST test images as PNGs, plus a truncated PNG and a text file."""
@@ -18,5 +19,9 @@ def fashion_pool(tmp_path_factory: pytest.TempPathFactory) -> ImagePool:
     truncated.write_bytes((folder / "00000.png").read_bytes()[:60])
     notes = folder / "zz-notes.png"
     notes.write_text("this is not an image\n")
-    return ImagePool(root=root, folder=folder, labels=[int(x) for x in labels[:POOL_SIZE]],
-                     broken=[truncated, notes])
+    return ImagePool(
+        root=root,
+        folder=folder,
+        labels=[int(x) for x in labels[:POOL_SIZE]],
+        broken=[truncated, notes],
+    )

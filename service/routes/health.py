@@ -23,10 +23,13 @@ def health(context: ContextDep, session: SessionDep) -> HealthOut:
     model = current_model(session, context) if database else None
     guide = context.guide
     return HealthOut(
-        status="ok" if database and studio else "degraded", database=database, label_studio=studio,
+        status="ok" if database and studio else "degraded",
+        database=database,
+        label_studio=studio,
         backbone_id=context.runtime.backbone_id,
         guide=f"{guide.name} v{guide.version} ({guide.fingerprint()})",
-        model_version=model.id if model else None)
+        model_version=model.id if model else None,
+    )
 
 
 @router.get("/guide")

@@ -29,12 +29,19 @@ def register(body: RegisterFolderRequest, context: ContextDep, jobs: JobsDep) ->
     def work(progress: Progress) -> dict[str, object]:
         with context.sessions() as session:
             report = register_folder(
-                session, folder, max_pixels=context.settings.max_image_pixels,
-                progress=lambda done, total: progress(done / max(total, 1),
-                                                      f"checked {done}/{total} files"))
+                session,
+                folder,
+                max_pixels=context.settings.max_image_pixels,
+                progress=lambda done, total: progress(
+                    done / max(total, 1), f"checked {done}/{total} files"
+                ),
+            )
             session.commit()
-        return {"registered": report.registered, "already_known": report.already_known,
-                "skipped": [asdict(s) for s in report.skipped]}
+        return {
+            "registered": report.registered,
+            "already_known": report.already_known,
+            "skipped": [asdict(s) for s in report.skipped],
+        }
 
     return accepted(jobs.submit("register", {"folder": str(folder)}, work))
 
@@ -46,8 +53,13 @@ async def upload(file: UploadFile, context: ContextDep, session: SessionDep) -> 
     content = await file.read(limit + 1)
     if len(content) > limit:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
-    image = register_upload(session, content, file.filename or "upload",
-                            context.settings.upload_dir, max_pixels=context.settings.max_image_pixels)
+    image = register_upload(
+        session,
+        content,
+        file.filename or "upload",
+        context.settings.upload_dir,
+        max_pixels=context.settings.max_image_pixels,
+    )
     session.commit()
     return image_out(image)
 
@@ -59,8 +71,9 @@ def list_images(session: SessionDep, offset: int = 0, limit: int = 100) -> Image
     labeled = session.scalar(select(func.count()).where(Image.label.is_not(None))) or 0
     unusable = session.scalar(select(func.count()).where(Image.unusable_reason.is_not(None))) or 0
     rows = session.scalars(select(Image).order_by(Image.id).offset(max(offset, 0)).limit(limit))
-    return ImagePage(total=total, labeled=labeled, unusable=unusable,
-                     items=[image_out(i) for i in rows])
+    return ImagePage(
+        total=total, labeled=labeled, unusable=unusable, items=[image_out(i) for i in rows]
+    )
 
 
 @router.get("/media/{image_id}")
@@ -73,6 +86,13 @@ def media(image_id: int, session: SessionDep) -> FileResponse:
 
 
 def image_out(image: Image) -> ImageOut:
-    return ImageOut(id=image.id, path=image.path, width=image.width, height=image.height,
-                    source=image.source, label=image.label, label_source=image.label_source,
-                    unusable_reason=image.unusable_reason)
+    return ImageOut(
+        id=image.id,
+        path=image.path,
+        width=image.width,
+        height=image.height,
+        source=image.source,
+        label=image.label,
+        label_source=image.label_source,
+        unusable_reason=image.unusable_reason,
+    )

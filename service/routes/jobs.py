@@ -21,9 +21,21 @@ def job_status(job_id: str, session: SessionDep) -> JobStatus:
     job = session.get(Job, job_id)
     if job is None:
         raise NotFound(f"job {job_id} does not exist")
-    error = ({"code": job.error_code or "", "message": job.error_message or ""}
-             if job.status == "failed" else None)
+    error = (
+        {"code": job.error_code or "", "message": job.error_message or ""}
+        if job.status == "failed"
+        else None
+    )
     return JobStatus(
-        id=job.id, kind=job.kind, status=job.status, progress=job.progress,  # type: ignore[arg-type]
-        percent=int(job.progress * 100), message=job.message, params=job.params,
-        result=job.result, error=error, created_at=job.created_at, updated_at=job.updated_at)
+        id=job.id,
+        kind=job.kind,
+        status=job.status,
+        progress=job.progress,  # type: ignore[arg-type]
+        percent=int(job.progress * 100),
+        message=job.message,
+        params=job.params,
+        result=job.result,
+        error=error,
+        created_at=job.created_at,
+        updated_at=job.updated_at,
+    )

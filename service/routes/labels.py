@@ -12,20 +12,21 @@ from fastapi.responses import Response
 
 from service.deps import ContextDep, SessionDep
 from service.labels import KnownLabel, export_labels, import_labels
-from service.schemas import (ConfirmedLabelOut, ImportLabelsRequest, ImportLabelsResponse,
-                             SyncOut)
+from service.schemas import ConfirmedLabelOut, ImportLabelsRequest, ImportLabelsResponse, SyncOut
 from service.sync import sync_annotations
 
 router = APIRouter(tags=["labels"])
 
 
 @router.post("/labels", response_model=ImportLabelsResponse)
-def import_known(body: ImportLabelsRequest, context: ContextDep,
-                 session: SessionDep) -> ImportLabelsResponse:
+def import_known(
+    body: ImportLabelsRequest, context: ContextDep, session: SessionDep
+) -> ImportLabelsResponse:
     """Store labels known beforehand (a seed set); the whole batch is refused on any bad entry."""
     items = [KnownLabel(item.image_id, item.label) for item in body.labels]
     return ImportLabelsResponse(
-        imported=import_labels(session, context.guide, items, source=body.source))
+        imported=import_labels(session, context.guide, items, source=body.source)
+    )
 
 
 @router.get("/labels/export", response_model=list[ConfirmedLabelOut])
@@ -37,8 +38,15 @@ def export(session: SessionDep, format: Literal["json", "csv"] = "json") -> obje
     writer = csv.writer(buffer)
     writer.writerow(["image_id", "path", "label", "source", "labeled_at"])
     for label in labels:
-        writer.writerow([label.image_id, label.path, label.label, label.source,
-                         label.labeled_at.isoformat() if label.labeled_at else ""])
+        writer.writerow(
+            [
+                label.image_id,
+                label.path,
+                label.label,
+                label.source,
+                label.labeled_at.isoformat() if label.labeled_at else "",
+            ]
+        )
     return Response(buffer.getvalue(), media_type="text/csv")
 
 

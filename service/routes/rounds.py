@@ -23,15 +23,20 @@ router = APIRouter(tags=["rounds"])
 def start_round(body: RoundRequestIn, context: ContextDep, jobs: JobsDep) -> JobAccepted:
     """Score the unlabeled pool, choose the top K and push them to Label Studio, as a job."""
     if body.strategy not in available_strategies():  # fail now, not inside the job
-        raise UnknownStrategy(f"unknown strategy {body.strategy!r}",
-                              details={"available": available_strategies()})
+        raise UnknownStrategy(
+            f"unknown strategy {body.strategy!r}", details={"available": available_strategies()}
+        )
     request = RoundRequest(k=body.k, strategy=body.strategy, retrain=body.retrain)
 
     def work(progress: Progress) -> dict[str, object]:
         round_ = run_round(context, request, progress=progress)
-        return {"round_id": round_.id, "model_version": round_.model_version,
-                "project_id": round_.project_id, "embedded": round_.embedded,
-                "images_per_second": round_.embedding_rate}
+        return {
+            "round_id": round_.id,
+            "model_version": round_.model_version,
+            "project_id": round_.project_id,
+            "embedded": round_.embedded,
+            "images_per_second": round_.embedding_rate,
+        }
 
     return accepted(jobs.submit("round", body.model_dump(), work))
 
@@ -63,8 +68,11 @@ def train(context: ContextDep, jobs: JobsDep) -> JobAccepted:
     def work(progress: Progress) -> dict[str, object]:
         with context.sessions() as session:
             version = train_model(session, context, progress=progress)
-            return {"model_version": version.id, "n_train": version.n_train,
-                    "metrics": version.metrics}
+            return {
+                "model_version": version.id,
+                "n_train": version.n_train,
+                "metrics": version.metrics,
+            }
 
     return accepted(jobs.submit("train", {}, work))
 
@@ -78,20 +86,42 @@ def model(context: ContextDep, session: SessionDep) -> ModelVersionOut:
 
 
 def model_out(version: ModelVersion) -> ModelVersionOut:
-    return ModelVersionOut(id=version.id, backbone_id=version.backbone_id, n_train=version.n_train,
-                           class_names=list(version.class_names), metrics=dict(version.metrics),
-                           created_at=version.created_at)
+    return ModelVersionOut(
+        id=version.id,
+        backbone_id=version.backbone_id,
+        n_train=version.n_train,
+        class_names=list(version.class_names),
+        metrics=dict(version.metrics),
+        created_at=version.created_at,
+    )
 
 
 def round_out(session: Session, context: ServiceContext, round_: Round) -> RoundOut:
-    items = [RoundItemOut(image_id=i.image_id, rank=i.rank, score=i.score,
-                          predicted_label=i.predicted_label,
-                          predicted_probability=i.predicted_probability, task_id=i.task_id)
-             for i in round_items(session, round_.id)]
-    project_url = (context.gateway.project_url(round_.project_id)
-                   if round_.project_id is not None else None)
-    return RoundOut(id=round_.id, status=round_.status, strategy=round_.strategy, k=round_.k,
-                    model_version=round_.model_version, pool_size=round_.pool_size,
-                    embedded=round_.embedded, embedding_rate=round_.embedding_rate,
-                    project_id=round_.project_id, project_url=project_url,
-                    created_at=round_.created_at, items=items)
+    items = [
+        RoundItemOut(
+            image_id=i.image_id,
+            rank=i.rank,
+            score=i.score,
+            predicted_label=i.predicted_label,
+            predicted_probability=i.predicted_probability,
+            task_id=i.task_id,
+        )
+        for i in round_items(session, round_.id)
+    ]
+    project_url = (
+        context.gateway.project_url(round_.project_id) if round_.project_id is not None else None
+    )
+    return RoundOut(
+        id=round_.id,
+        status=round_.status,
+        strategy=round_.strategy,
+        k=round_.k,
+        model_version=round_.model_version,
+        pool_size=round_.pool_size,
+        embedded=round_.embedded,
+        embedding_rate=round_.embedding_rate,
+        project_id=round_.project_id,
+        project_url=project_url,
+        created_at=round_.created_at,
+        items=items,
+    )

@@ -49,7 +49,7 @@ def problems_for() -> Callable[[dict[str, Any]], list[GuideProblem]]:
 
 @pytest.fixture(scope="session")
 def fashion_mnist_test_labels() -> bytes:
-    """True labels of the Fashion-MNIST test split, one uint8 per image (`make test` installs them)."""
+    """True labels of the Fashion-MNIST test split, one uint8 per image."""
     _, labels = load_fashion_mnist("test")
     assert labels.shape == (10_000,)
     return labels.astype("uint8").tobytes()

@@ -55,9 +55,5 @@ def _imported_roots(path: Path) -> set[str]:
 def test_guides_imports_only_pydantic_yaml_and_the_standard_library() -> None:
     package = Path(guides.__file__).parent
     for path in sorted(package.glob("*.py")):
-        foreign = (
-            _imported_roots(path)
-            - set(sys.stdlib_module_names)
-            - {"guides", "__future__"}
-        )
+        foreign = _imported_roots(path) - set(sys.stdlib_module_names) - {"guides", "__future__"}
         assert foreign <= ALLOWED_THIRD_PARTY, f"{path.name} imports {sorted(foreign)}"

@@ -86,9 +86,7 @@ def test_example_gold_images_are_the_first_of_each_class(
     first = {}
     for index, label in enumerate(fashion_mnist_test_labels):
         first.setdefault(label, index)
-    expected = {
-        CANONICAL[label]: f"test/{index:05d}.png" for label, index in first.items()
-    }
+    expected = {CANONICAL[label]: f"test/{index:05d}.png" for label, index in first.items()}
     assert {task.expected_label: task.image for task in guide.gold_tasks} == expected
 
 
@@ -107,9 +105,7 @@ def test_fingerprint_is_stable_across_loads(guide: Guide) -> None:
         ('hotkey: "0"', "hotkey: z"),
     ],
 )
-def test_fingerprint_changes_when_a_field_changes(
-    guide: Guide, old: str, new: str
-) -> None:
+def test_fingerprint_changes_when_a_field_changes(guide: Guide, old: str, new: str) -> None:
     text = example_guide_path().read_text(encoding="utf-8")
     assert text.count(old) == 1
     changed = parse_guide(text.replace(old, new))
@@ -118,9 +114,7 @@ def test_fingerprint_changes_when_a_field_changes(
 
 def test_fingerprint_ignores_yaml_formatting(guide: Guide) -> None:
     text = example_guide_path().read_text(encoding="utf-8")
-    reformatted = "# a comment\n" + text.replace(
-        "min_agreement: 0.6", "min_agreement:   0.60"
-    )
+    reformatted = "# a comment\n" + text.replace("min_agreement: 0.6", "min_agreement:   0.60")
     assert parse_guide(reformatted).fingerprint() == guide.fingerprint()
 
 

@@ -30,9 +30,7 @@ def test_valid_text_parses_with_defaults() -> None:
     assert guide.label_names == ["Cat", "Dog"]
     assert guide.gold_tasks == [] and guide.class_priors is None
     assert guide.thresholds.min_agreement == 0.6
-    assert (
-        guide.overlap.annotators_per_task == 1 and guide.overlap.share_of_tasks == 0.0
-    )
+    assert guide.overlap.annotators_per_task == 1 and guide.overlap.share_of_tasks == 0.0
 
 
 def test_bad_yaml_reports_line_and_column() -> None:
@@ -57,10 +55,7 @@ def test_duplicate_keys_are_rejected_with_both_lines() -> None:
 
 
 def test_yaml_merge_keys_still_work() -> None:
-    text = (
-        VALID
-        + "thresholds: &t {min_agreement: 0.7}\noverlap:\n  annotators_per_task: 3\n"
-    )
+    text = VALID + "thresholds: &t {min_agreement: 0.7}\noverlap:\n  annotators_per_task: 3\n"
     assert parse_guide(text).thresholds.min_agreement == 0.7
 
 
@@ -116,9 +111,7 @@ def test_load_guide_accepts_str_and_path(tmp_path: Path) -> None:
 
 def test_error_names_the_file_on_every_line(tmp_path: Path) -> None:
     path = tmp_path / "guide.yaml"
-    path.write_text(
-        VALID.replace("hotkey: d", "hotkey: c") + "colour: red\n", encoding="utf-8"
-    )
+    path.write_text(VALID.replace("hotkey: d", "hotkey: c") + "colour: red\n", encoding="utf-8")
     with pytest.raises(GuideError) as caught:
         load_guide(path)
     err = caught.value
@@ -139,9 +132,7 @@ def test_parse_guide_default_source() -> None:
 
 
 def test_guide_error_survives_pickling() -> None:
-    err = GuideError(
-        [GuideProblem("labels", "must have at least 2 items")], source="g.yaml"
-    )
+    err = GuideError([GuideProblem("labels", "must have at least 2 items")], source="g.yaml")
     copy = pickle.loads(pickle.dumps(err))
     assert copy.problems == err.problems and copy.source == "g.yaml"
     assert str(copy) == str(err)

@@ -22,9 +22,7 @@ from guides import (
 @pytest.fixture
 def guide(valid_data: dict[str, Any]) -> Guide:
     valid_data["description"] = "Sort product photos."
-    valid_data["rules"] = (
-        "### Footwear\n\nA shaft above the ankle makes it an Ankle boot."
-    )
+    valid_data["rules"] = "### Footwear\n\nA shaft above the ankle makes it an Ankle boot."
     valid_data["labels"][1]["examples"] = ["jeans", "leggings"]
     return parse_guide(yaml.safe_dump(valid_data, sort_keys=False))
 
@@ -38,9 +36,7 @@ def test_label_index_follows_declared_order(guide: Guide) -> None:
 
 
 def test_label_index_raises_on_unknown_label(guide: Guide) -> None:
-    with pytest.raises(
-        KeyError, match="unknown label 'Sandal'.*'T-shirt/top', 'Trouser'"
-    ):
+    with pytest.raises(KeyError, match="unknown label 'Sandal'.*'T-shirt/top', 'Trouser'"):
         guide.label_index("Sandal")
     with pytest.raises(KeyError):
         guide.label_index("trouser")  # lookups are exact, case included
@@ -71,9 +67,7 @@ def test_instructions_mention_every_label_and_the_rules(guide: Guide) -> None:
         assert label.definition in text
         assert f"Hotkey: `{label.hotkey}`" in text
     assert "- jeans\n- leggings" in text
-    assert (
-        text.index("### Ankle boot") < text.index("## Rules") < text.index(guide.rules)
-    )
+    assert text.index("### Ankle boot") < text.index("## Rules") < text.index(guide.rules)
 
 
 def test_example_instructions_cover_every_label_and_rule() -> None:
@@ -108,9 +102,7 @@ def test_building_an_inconsistent_guide_in_python_fails(guide: Guide) -> None:
         LabelDefinition(name="Cat", definition="a cat", hotkey="1"),
         LabelDefinition(name="Dog", definition="a dog", hotkey="1"),
     ]
-    with pytest.raises(
-        ValidationError, match=r"labels\[1\]\.hotkey: duplicate hotkey '1'"
-    ):
+    with pytest.raises(ValidationError, match=r"labels\[1\]\.hotkey: duplicate hotkey '1'"):
         Guide(name="Pets", version="1", labels=labels)
 
 
@@ -134,6 +126,4 @@ def test_defaults_of_thresholds_and_overlap() -> None:
         drift_significance=0.05,
     )
     assert OverlapPolicy() == OverlapPolicy(annotators_per_task=1, share_of_tasks=0.0)
-    assert (
-        OverlapPolicy(annotators_per_task=3, share_of_tasks=1.0).share_of_tasks == 1.0
-    )
+    assert OverlapPolicy(annotators_per_task=3, share_of_tasks=1.0).share_of_tasks == 1.0

@@ -32,16 +32,12 @@ def test_accepted_variants(valid_data: Data) -> None:
     assert guide.labels[1].name == "Trouser"
 
 
-def test_two_mistakes_give_two_problems(
-    valid_data: Data, problems_for: Problems
-) -> None:
+def test_two_mistakes_give_two_problems(valid_data: Data, problems_for: Problems) -> None:
     valid_data["labels"][2]["hotkey"] = "1"
     valid_data["thresholds"] = {"min_agreement": 2}
     problems = problems_for(valid_data)
     assert problems == [
-        GuideProblem(
-            "labels[2].hotkey", "duplicate hotkey '1' (already used by 'T-shirt/top')"
-        ),
+        GuideProblem("labels[2].hotkey", "duplicate hotkey '1' (already used by 'T-shirt/top')"),
         GuideProblem("thresholds.min_agreement", "must be <= 1, got 2"),
     ]
 
@@ -78,9 +74,7 @@ def test_cross_field_checks_run_beside_field_errors(
     valid_data["gold_tasks"][0]["expected_label"] = "ankle boot"
     assert problems_for(valid_data) == [
         GuideProblem("labels[0].definition", "must not be empty"),
-        GuideProblem(
-            "labels[1].hotkey", "duplicate hotkey '1' (already used by 'T-shirt/top')"
-        ),
+        GuideProblem("labels[1].hotkey", "duplicate hotkey '1' (already used by 'T-shirt/top')"),
         GuideProblem(
             "gold_tasks[0].expected_label",
             "unknown label 'ankle boot' (did you mean 'Ankle boot'?)",

@@ -27,8 +27,9 @@ class StudioTemplate:
 @pytest.fixture(scope="session")
 def studio_template(tmp_path_factory: pytest.TempPathFactory) -> StudioTemplate:
     executable = get_settings().label_studio.executable
-    template = LocalLabelStudio(executable=executable,
-                                data_dir=tmp_path_factory.mktemp("label-studio-template"))
+    template = LocalLabelStudio(
+        executable=executable, data_dir=tmp_path_factory.mktemp("label-studio-template")
+    )
     template.start(timeout_s=300)
     template.stop()
     return StudioTemplate(template.data_dir, template.api_token, executable)
@@ -36,8 +37,9 @@ def studio_template(tmp_path_factory: pytest.TempPathFactory) -> StudioTemplate:
 
 def start_from_template(template: StudioTemplate, data_dir: Path) -> LocalLabelStudio:
     copy_data_dir(template.data_dir, data_dir)
-    server = LocalLabelStudio(executable=template.executable, data_dir=data_dir,
-                              api_token=template.api_token)
+    server = LocalLabelStudio(
+        executable=template.executable, data_dir=data_dir, api_token=template.api_token
+    )
     server.start(timeout_s=180)
     return server
 

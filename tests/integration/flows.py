@@ -17,8 +17,11 @@ from tests.helpers import ImagePool, image_ids_by_name, make_settings, wait_for_
 
 def service_client(tmp_path: Path, pool: ImagePool, studio: LocalLabelStudio) -> TestClient:
     """A service (not yet started) whose project in the test Label Studio is its own."""
-    settings = LabelStudioSettings(url=studio.url, api_key=SecretStr(studio.api_token),
-                                   project_title=f"test {uuid.uuid4().hex[:10]}")
+    settings = LabelStudioSettings(
+        url=studio.url,
+        api_key=SecretStr(studio.api_token),
+        project_title=f"test {uuid.uuid4().hex[:10]}",
+    )
     return TestClient(create_app(make_settings(tmp_path, pool, label_studio=settings)))
 
 
@@ -31,8 +34,12 @@ def seed(client: TestClient, pool: ImagePool, per_class: int) -> set[int]:
         if counts[label] < per_class:
             counts[label] += 1
             chosen[ids[f"{position:05d}.png"]] = FASHION_MNIST_CLASSES[label]
-    response = client.post("/labels", json={"labels": [
-        {"image_id": image_id, "label": label} for image_id, label in chosen.items()]})
+    response = client.post(
+        "/labels",
+        json={
+            "labels": [{"image_id": image_id, "label": label} for image_id, label in chosen.items()]
+        },
+    )
     assert response.status_code == 200, response.text
     return set(chosen)
 

@@ -9,8 +9,9 @@ import httpx
 
 class StudioClient:
     def __init__(self, url: str, token: str) -> None:
-        self.http = httpx.Client(base_url=url, headers={"Authorization": f"Token {token}"},
-                                 timeout=60)
+        self.http = httpx.Client(
+            base_url=url, headers={"Authorization": f"Token {token}"}, timeout=60
+        )
 
     def close(self) -> None:
         self.http.close()
@@ -25,8 +26,10 @@ class StudioClient:
         found: list[dict[str, Any]] = []
         page = 1
         while True:
-            response = self.http.get("/api/tasks", params={
-                "project": project_id, "fields": "all", "page": page, "page_size": 100})
+            response = self.http.get(
+                "/api/tasks",
+                params={"project": project_id, "fields": "all", "page": page, "page_size": 100},
+            )
             if response.status_code == 404:
                 return found
             body = response.raise_for_status().json()
@@ -35,11 +38,23 @@ class StudioClient:
                 return found
             page += 1
 
-    def annotate(self, task_id: int, label: str, *, parent_prediction: int | None = None,
-                 lead_time: float = 2.0) -> dict[str, Any]:
+    def annotate(
+        self,
+        task_id: int,
+        label: str,
+        *,
+        parent_prediction: int | None = None,
+        lead_time: float = 2.0,
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {
-            "result": [{"from_name": "label", "to_name": "image", "type": "choices",
-                        "value": {"choices": [label]}}],
+            "result": [
+                {
+                    "from_name": "label",
+                    "to_name": "image",
+                    "type": "choices",
+                    "value": {"choices": [label]},
+                }
+            ],
             "lead_time": lead_time,
         }
         if parent_prediction is not None:
@@ -49,7 +64,17 @@ class StudioClient:
         return dict(response.json())
 
     def update_annotation(self, annotation_id: int, label: str) -> None:
-        response = self.http.patch(f"/api/annotations/{annotation_id}/", json={
-            "result": [{"from_name": "label", "to_name": "image", "type": "choices",
-                        "value": {"choices": [label]}}]})
+        response = self.http.patch(
+            f"/api/annotations/{annotation_id}/",
+            json={
+                "result": [
+                    {
+                        "from_name": "label",
+                        "to_name": "image",
+                        "type": "choices",
+                        "value": {"choices": [label]},
+                    }
+                ]
+            },
+        )
         assert response.status_code == 200, response.text

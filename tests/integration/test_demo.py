@@ -70,24 +70,50 @@ def read_until_ready(process: subprocess.Popen[str], timeout_s: float) -> str:
 
 
 @pytest.fixture(scope="module")
-def demo(studio_template: StudioTemplate, tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoOutput]:
+def demo(
+    studio_template: StudioTemplate, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[DemoOutput]:
     data_dir = tmp_path_factory.mktemp("demo")
     copy_data_dir(studio_template.data_dir, data_dir / "label-studio")
     (data_dir / "label-studio" / "activelabel-token").write_text(studio_template.api_token)
     env = dict(os.environ, COLUMNS="200", ACTIVELABEL_MODEL__IMAGE_SIZE=str(TEST_IMAGE_SIZE))
     process = subprocess.Popen(
-        [sys.executable, "-m", "service.cli", "demo", "--images", str(DEMO_IMAGES),
-         "--k", str(DEMO_K), "--data-dir", str(data_dir), "--port", "0",
-         "--label-studio-port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-        cwd=Path(__file__).resolve().parents[2])
+        [
+            sys.executable,
+            "-m",
+            "service.cli",
+            "demo",
+            "--images",
+            str(DEMO_IMAGES),
+            "--k",
+            str(DEMO_K),
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            "0",
+            "--label-studio-port",
+            "0",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=Path(__file__).resolve().parents[2],
+    )
     try:
         text = read_until_ready(process, timeout_s=600)
         login = field(text, "login").split(" / ")
         studio_url = field(text, "Label Studio")
-        yield DemoOutput(text, studio_url, login[0], login[1], field(text, "project"),
-                         field(text, "first task"), field(text, "annotate"),
-                         studio_template.api_token)
+        yield DemoOutput(
+            text,
+            studio_url,
+            login[0],
+            login[1],
+            field(text, "project"),
+            field(text, "first task"),
+            field(text, "annotate"),
+            studio_template.api_token,
+        )
     finally:
         process.send_signal(signal.SIGINT)
         process.wait(timeout=60)
@@ -127,8 +153,16 @@ def test_annotator_sees_the_image_with_the_suggestion_preselected(
     request.addfinalizer(studio.close)
     first = min(studio.tasks(project_id_of(demo)), key=lambda t: t["id"])
     suggested = first["predictions"][0]["result"][0]["value"]["choices"][0]
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-            "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+    args = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+    ]
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
         try:
@@ -143,9 +177,11 @@ def test_annotator_sees_the_image_with_the_suggestion_preselected(
             # The editor fetches the task's image from the service and shows it as a blob:
             # a 28x28 picture can only have come from the Fashion-MNIST file served there.
             page.wait_for_function(
-                "() => [...document.querySelectorAll('img')].some(i => i.complete && "
-                "(i.src.startsWith('blob:') || i.src.includes('/media/')) && i.naturalWidth === 28)",
-                timeout=60_000)
+                "() => [...document.querySelectorAll('img')].some(i => i.complete"
+                " && (i.src.startsWith('blob:') || i.src.includes('/media/'))"
+                " && i.naturalWidth === 28)",
+                timeout=60_000,
+            )
             checked = page.locator("input[type=radio]:checked")
             checked.first.wait_for(state="attached", timeout=60_000)
             page.screenshot(path=str(tmp_path / "annotator-view.png"))

@@ -21,8 +21,9 @@ K = 6
 
 
 @pytest.fixture
-def service(tmp_path: Path, fashion_pool: ImagePool,
-            label_studio: LocalLabelStudio) -> Iterator[TestClient]:
+def service(
+    tmp_path: Path, fashion_pool: ImagePool, label_studio: LocalLabelStudio
+) -> Iterator[TestClient]:
     with service_client(tmp_path, fashion_pool, label_studio) as client:
         register_pool(client, str(fashion_pool.folder))
         seed(client, fashion_pool, 2)
@@ -45,8 +46,9 @@ def test_a_round_selected_while_studio_is_down_is_pushed_once_it_is_back(
     assert pushed["status"] == "pushed" and all(i["task_id"] for i in pushed["items"])
     # A push whose task ids were never recorded (cut off after the import) is replayed.
     with context.sessions() as session:
-        session.execute(update(RoundItem).where(RoundItem.round_id == round_["id"])
-                        .values(task_id=None))
+        session.execute(
+            update(RoundItem).where(RoundItem.round_id == round_["id"]).values(task_id=None)
+        )
         session.commit()
     replayed = service.post(f"/rounds/{round_['id']}/push").json()
     assert [i["task_id"] for i in replayed["items"]] == [i["task_id"] for i in pushed["items"]]
@@ -67,19 +69,25 @@ def test_every_annotation_is_kept_and_bad_ones_are_reported(
     studio.annotate(tasks[1]["id"], "Sneaker")
     studio.annotate(tasks[1]["id"], "Sneaker")  # a second annotator agrees
     studio.annotate(tasks[2]["id"], "Hat")  # not a label of the guide
-    skipped = studio.http.post(f"/api/tasks/{tasks[3]['id']}/annotations/",
-                               json={"result": [], "was_cancelled": True})
+    skipped = studio.http.post(
+        f"/api/tasks/{tasks[3]['id']}/annotations/", json={"result": [], "was_cancelled": True}
+    )
     assert skipped.status_code == 201, skipped.text
 
     report = service.post("/annotations/sync").json()
     assert (report["new"], report["cancelled"], report["labeled_images"]) == (5, 1, 2)
-    assert [(p["task_id"], p["code"]) for p in report["problems"]] == [(tasks[2]["id"], "unknown_label")]
+    assert [(p["task_id"], p["code"]) for p in report["problems"]] == [
+        (tasks[2]["id"], "unknown_label")
+    ]
 
     studio.update_annotation(first["id"], "Coat")  # the annotator corrects themself
     again = service.post("/annotations/sync").json()
     assert (again["new"], again["updated"], again["unchanged"]) == (0, 1, 4)
-    labels = {row["image_id"]: row["label"] for row in service.get("/labels/export").json()
-              if row["source"] == "annotation"}
+    labels = {
+        row["image_id"]: row["label"]
+        for row in service.get("/labels/export").json()
+        if row["source"] == "annotation"
+    }
     assert labels == {items[0]["image_id"]: "Coat", items[1]["image_id"]: "Sneaker"}
 
     deleted = studio.http.delete(f"/api/annotations/{first['id']}/")

@@ -22,8 +22,9 @@ SEED_PER_CLASS = 3
 
 
 @pytest.fixture
-def service(tmp_path: Path, fashion_pool: ImagePool,
-            label_studio: LocalLabelStudio) -> Iterator[TestClient]:
+def service(
+    tmp_path: Path, fashion_pool: ImagePool, label_studio: LocalLabelStudio
+) -> Iterator[TestClient]:
     with service_client(tmp_path, fashion_pool, label_studio) as client:
         yield client
 
@@ -79,8 +80,9 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
     assert len({t["data"]["image_id"] for t in all_tasks}) == 2 * K
 
 
-def annotate(studio: StudioClient, tasks: list[dict], items: list[dict], pool: ImagePool,
-             ids: dict[str, int]) -> dict[int, str]:
+def annotate(
+    studio: StudioClient, tasks: list[dict], items: list[dict], pool: ImagePool, ids: dict[str, int]
+) -> dict[int, str]:
     """Confirm the suggestion on even ranks; on odd ranks give the true label, or another one."""
     truth = {ids[f"{p:05d}.png"]: FASHION_MNIST_CLASSES[c] for p, c in enumerate(pool.labels)}
     expected: dict[int, str] = {}
@@ -98,8 +100,9 @@ def annotate(studio: StudioClient, tasks: list[dict], items: list[dict], pool: I
     return expected
 
 
-def check_ranking_independently(client: TestClient, round_: dict, seeds: set[int],
-                                tmp_path: Path) -> None:
+def check_ranking_independently(
+    client: TestClient, round_: dict, seeds: set[int], tmp_path: Path
+) -> None:
     checkpoint = tmp_path / "service" / "checkpoints" / f"{round_['model_version']}.pt"
     head = load_checkpoint(checkpoint)
     listing = client.get("/images", params={"limit": 1000}).json()["items"]

@@ -36,8 +36,12 @@ def test_project_spec_carries_instructions_and_overlap_from_the_guide() -> None:
 
 
 def test_task_payload_carries_the_prediction_and_reads_back() -> None:
-    draft = TaskDraft(image_id=7, image_url="http://127.0.0.1:8000/media/7",
-                      suggestion=Suggestion("Coat", 0.42, "h-abc"), meta={"rank": 1})
+    draft = TaskDraft(
+        image_id=7,
+        image_url="http://127.0.0.1:8000/media/7",
+        suggestion=Suggestion("Coat", 0.42, "h-abc"),
+        meta={"rank": 1},
+    )
     payload = task_payload(draft)
     assert payload["data"] == {"image": "http://127.0.0.1:8000/media/7", "image_id": 7}
     (prediction,) = payload["predictions"]

@@ -22,8 +22,10 @@ def client(tmp_path: Path, fashion_pool: ImagePool) -> Iterator[TestClient]:
 
 def seed_body(client: TestClient, pool: ImagePool, count: int) -> list[dict[str, object]]:
     ids = image_ids_by_name(client)
-    return [{"image_id": ids[f"{p:05d}.png"], "label": FASHION_MNIST_CLASSES[pool.labels[p]]}
-            for p in range(count)]
+    return [
+        {"image_id": ids[f"{p:05d}.png"], "label": FASHION_MNIST_CLASSES[pool.labels[p]]}
+        for p in range(count)
+    ]
 
 
 def test_unknown_labels_are_refused_and_nothing_is_stored(

@@ -67,7 +67,9 @@ def test_upload_registers_once_and_refuses_corrupt_files(client: TestClient) -> 
     assert (first.json()["width"], first.json()["height"]) == (40, 30)
     second = client.post("/images/upload", files=files)
     assert second.json()["id"] == first.json()["id"]
-    broken = client.post("/images/upload", files={"file": ("x.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")})
+    broken = client.post(
+        "/images/upload", files={"file": ("x.png", b"\x89PNG\r\n\x1a\nbroken", "image/png")}
+    )
     assert broken.status_code == 422
     assert broken.json()["error"]["code"] == "invalid_image"
 
@@ -91,3 +93,18 @@ def test_jobs_report_percent_and_unknown_jobs_are_404(
     job = wait_for_job(client, accepted)
     assert (job["status"], job["percent"], job["kind"]) == ("succeeded", 100, "register")
     assert client.get("/jobs/nope").status_code == 404
+
+
+def test_huge_uploads_and_huge_images_are_refused(tmp_path: Path, fashion_pool: ImagePool) -> None:
+    settings = make_settings(
+        tmp_path, fashion_pool, max_upload_bytes=50_000, max_image_pixels=10_000
+    )
+    with TestClient(create_app(settings)) as client:
+        too_big = client.post("/images/upload", files={"file": ("big.bin", b"\0" * 50_001)})
+        assert (too_big.status_code, too_big.json()["error"]["code"]) == (413, "payload_too_large")
+        buffer = io.BytesIO()
+        PILImage.new("L", (200, 200)).save(buffer, format="PNG")  # 40,000 pixels, few bytes
+        many_pixels = client.post("/images/upload", files={"file": ("wide.png", buffer.getvalue())})
+        assert many_pixels.status_code == 422
+        assert many_pixels.json()["error"]["details"]["code"] == "image_too_large"
+        assert client.get("/images").json()["total"] == 0

@@ -9,10 +9,21 @@ from service.sync import judge
 GUIDE = load_guide(example_guide_path("fashion-mnist"))
 
 
-def annotation(choices: list[str], *, cancelled: bool = False, image_id: int | None = 1) -> StudioAnnotation:
-    return StudioAnnotation(annotation_id=1, task_id=1, image_id=image_id, choices=choices,
-                            completed_by=1, was_cancelled=cancelled, lead_time=1.0,
-                            created_at=None, updated_at=None, parent_prediction=None)
+def annotation(
+    choices: list[str], *, cancelled: bool = False, image_id: int | None = 1
+) -> StudioAnnotation:
+    return StudioAnnotation(
+        annotation_id=1,
+        task_id=1,
+        image_id=image_id,
+        choices=choices,
+        completed_by=1,
+        was_cancelled=cancelled,
+        lead_time=1.0,
+        created_at=None,
+        updated_at=None,
+        parent_prediction=None,
+    )
 
 
 def test_a_single_known_choice_is_accepted() -> None:
