@@ -16,7 +16,8 @@ import torch
 import torchvision
 from torch import nn
 
-from models.errors import TORCH_LOAD_ERRORS, CheckpointError, UnknownArchitecture
+from models.checkpoint import read_tensor_file
+from models.errors import CheckpointError, UnknownArchitecture
 
 EFFICIENTNET_LITE0 = "efficientnet_lite0"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -173,13 +174,7 @@ def _strip_classifier(net: nn.Module, architecture: str) -> tuple[str, int]:
 
 def _load_state_dict(net: nn.Module, path: str | Path, *, ignore_prefix: str) -> None:
     """Load a state dict file into ``net`` strictly, skipping keys under ``ignore_prefix``."""
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as err:
-        raise CheckpointError(f"weights file {path} does not exist") from err
-    except TORCH_LOAD_ERRORS as err:
-        reason = f"{type(err).__name__}: {err}"
-        raise CheckpointError(f"weights file {path} cannot be read ({reason})") from err
+    state = read_tensor_file(path, what="weights file")
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict):

@@ -50,19 +50,24 @@ def save_checkpoint(head: TrainedHead, directory: str | Path) -> Path:
     return path
 
 
+def read_tensor_file(path: str | Path, *, what: str) -> Any:
+    """``torch.load`` of tensors and plain types only; CheckpointError naming ``what`` otherwise."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as err:
+        raise CheckpointError(f"{what} {path} does not exist") from err
+    except TORCH_LOAD_ERRORS as err:
+        reason = f"{type(err).__name__}: {err}"
+        raise CheckpointError(f"{what} {path} cannot be read ({reason})") from err
+
+
 def load_checkpoint(path: str | Path) -> TrainedHead:
     """Read a head written by :func:`save_checkpoint`.
 
     Raises :class:`CheckpointError` when the file is missing, unreadable, of another
     format, or when its weights no longer match its recorded version.
     """
-    try:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as err:
-        raise CheckpointError(f"checkpoint {path} does not exist") from err
-    except TORCH_LOAD_ERRORS as err:
-        reason = f"{type(err).__name__}: {err}"
-        raise CheckpointError(f"checkpoint {path} cannot be read ({reason})") from err
+    payload = read_tensor_file(path, what="checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise CheckpointError(f"checkpoint {path} is not an {FORMAT} file")
     if payload.get("format_version") != FORMAT_VERSION:
