@@ -33,12 +33,12 @@ def build_label_config(spec: ProjectSpec) -> str:
         "toName": IMAGE_FIELD,
         "choice": "single-radio",
         "required": "true",
-        "showInline": "false",
+        "showInline": "true",
     }
     config = LabelInterface.create(
         {
             "header": ("Header", {"value": spec.header}, ()),
-            IMAGE_FIELD: ("Image", {"zoom": "true", "maxWidth": "480px", "smoothing": "false"}, ()),
+            IMAGE_FIELD: ("Image", {"zoom": "true", "maxWidth": "320px", "smoothing": "false"}, ()),
             CHOICES_FIELD: ("Choices", choices_attrs, choice_tags),
         }
     )

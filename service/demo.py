@@ -240,10 +240,9 @@ def run_demo(options: DemoOptions, settings: Settings) -> None:
 
 
 def _wait_for_interrupt() -> None:
+    """Block until SIGINT (Ctrl-C) or SIGTERM, even where the shell started us ignoring SIGINT."""
     stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    try:
-        while not stop.wait(1.0):
-            pass
-    except KeyboardInterrupt:
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    while not stop.wait(1.0):
         pass
