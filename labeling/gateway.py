@@ -17,7 +17,15 @@ from label_studio_sdk.label_interface import LabelInterface
 
 from labeling.errors import LabelStudioRejected, LabelStudioUnavailable
 from labeling.studio_config import CHOICES_FIELD, IMAGE_FIELD, ProjectSpec
-from labeling.tasks import StudioAnnotation, StudioTask, TaskDraft, choices_of, task_payload
+from labeling.tasks import (
+    StudioAnnotation,
+    StudioTask,
+    Suggestion,
+    TaskDraft,
+    choices_of,
+    prediction_payload,
+    task_payload,
+)
 
 IMPORT_BATCH = 1000
 PAGE_SIZE = 500
@@ -113,6 +121,26 @@ class LabelStudioGateway:
                 )
             task_ids.extend(int(i) for i in ids)
         return task_ids
+
+    def add_predictions(
+        self, project_id: int, suggestions: Sequence[tuple[int, Suggestion]]
+    ) -> int:
+        """Attach a new suggestion to existing tasks (task id, suggestion); returns the count."""
+        for start in range(0, len(suggestions), IMPORT_BATCH):
+            batch = [
+                {"task": task_id, **prediction_payload(suggestion)}
+                for task_id, suggestion in suggestions[start : start + IMPORT_BATCH]
+            ]
+            with _translated_errors("import predictions"):
+                self._client.projects.import_predictions(id=project_id, request=batch)
+        return len(suggestions)
+
+    def use_model_version(self, project_id: int, model_version: str) -> None:
+        """Pre-fill annotations from this model version's predictions."""
+        with _translated_errors("set the project's model version"):
+            self._client.projects.update(
+                id=project_id, model_version=model_version, show_collab_predictions=True
+            )
 
     def list_tasks(self, project_id: int) -> list[StudioTask]:
         """Every task of the project with its annotations (paged through)."""

@@ -67,19 +67,21 @@ def prediction_result(label: str) -> list[dict[str, Any]]:
     ]
 
 
+def prediction_payload(suggestion: Suggestion) -> dict[str, Any]:
+    """The JSON of one prediction: the suggested choice, its score and model version."""
+    return {
+        "model_version": suggestion.model_version,
+        "score": float(suggestion.score),
+        "result": prediction_result(suggestion.label),
+    }
+
+
 def task_payload(draft: TaskDraft) -> dict[str, Any]:
     """The import JSON of one task with its prediction."""
-    suggestion = draft.suggestion
     return {
         "data": {IMAGE_FIELD: draft.image_url, "image_id": draft.image_id},
         "meta": dict(draft.meta),
-        "predictions": [
-            {
-                "model_version": suggestion.model_version,
-                "score": float(suggestion.score),
-                "result": prediction_result(suggestion.label),
-            }
-        ],
+        "predictions": [prediction_payload(draft.suggestion)],
     }
 
 

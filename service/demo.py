@@ -146,8 +146,11 @@ def drive_round(
         {"image_id": ids_by_path[str(folder / f"{p:05d}.png")], "label": name}
         for p, name in seeds.items()
     ]
-    _post(client, "/labels", {"labels": body, "source": "seed"})
-    console.print(f"seeded the model with {len(body)} known labels")
+    seeded = _post(client, "/labels", {"labels": body, "source": "seed"})
+    console.print(
+        f"seeded the model with {seeded['imported']} known labels "
+        f"({len(seeded['kept_annotated'])} kept as annotators labeled them)"
+    )
     result = follow_job(client, _post(client, "/rounds", {"k": options.k}), "running a round")
     return dict(client.get(f"/rounds/{result['round_id']}").raise_for_status().json())
 
@@ -184,11 +187,12 @@ def print_summary(round_: dict[str, Any], studio: LocalLabelStudio, service_url:
         )
     console.print(table)
     first_task = round_["items"][0]["task_id"] if round_["items"] else None
-    console.print(
-        f"scored {round_['pool_size']} unlabeled images; embedded {round_['embedded']} "
-        f"new ones at {round_['embedding_rate']:.1f} images/s",
-        soft_wrap=True,
+    embedded = (
+        f"embedded {round_['embedded']} new ones at {round_['embedding_rate']:.1f} images/s"
+        if round_["embedded"]
+        else "their embeddings were already stored"
     )
+    console.print(f"scored {round_['pool_size']} unlabeled images; {embedded}", soft_wrap=True)
     console.print(f"model version: {round_['model_version']}", soft_wrap=True)
     console.print(f"service:       {service_url}  (API docs at {service_url}/docs)", soft_wrap=True)
     console.print(f"Label Studio:  {studio.url}", soft_wrap=True)

@@ -29,10 +29,20 @@ class ConfirmedLabel:
     labeled_at: datetime | None
 
 
+@dataclass(frozen=True)
+class ImportResult:
+    imported: int
+    kept_annotated: list[int]  # images whose label came from annotators: never overwritten
+
+
 def import_labels(
     session: Session, guide: Guide, labels: Sequence[KnownLabel], *, source: str = "seed"
-) -> int:
-    """Store labels that are already known; all or nothing: one bad entry rejects the batch."""
+) -> ImportResult:
+    """Store labels that are already known; all or nothing: one bad entry rejects the batch.
+
+    A label confirmed by annotators wins over an imported one, so importing a seed set again
+    never undoes their work.
+    """
     unknown = sorted({item.label for item in labels if not guide.has_label(item.label)})
     if unknown:
         raise UnknownLabel(
@@ -50,12 +60,16 @@ def import_labels(
         raise NotFound(
             f"{len(missing)} image ids are not registered", details={"missing": missing[:50]}
         )
-    now = utcnow()
+    now, imported, kept = utcnow(), 0, []
     for item in labels:
         image = images[item.image_id]
+        if image.label_source == "annotation":
+            kept.append(image.id)
+            continue
         image.label, image.label_source, image.labeled_at = item.label, source, now
+        imported += 1
     session.commit()
-    return len(labels)
+    return ImportResult(imported, kept)
 
 
 def export_labels(session: Session) -> list[ConfirmedLabel]:

@@ -104,6 +104,7 @@ class RoundItem(Base):
     score: Mapped[float] = mapped_column(Float)
     predicted_label: Mapped[str] = mapped_column(String(128))
     predicted_probability: Mapped[float] = mapped_column(Float)
+    model_version: Mapped[str] = mapped_column(String(64))  # of the suggestion shown now
     task_id: Mapped[int | None] = mapped_column(Integer, index=True)
 
 

@@ -15,6 +15,7 @@ from service.context import Progress, ServiceContext, no_progress, scaled
 from service.embedding_store import ensure_embeddings, stack
 from service.errors import NoModel, NotFound
 from service.orm import Image, Round, RoundItem
+from service.suggestions import refresh_pending_suggestions
 from service.training import current_model, needs_training, train_model
 
 
@@ -99,6 +100,7 @@ def _add_items(
                 score=float(scores[index]),
                 predicted_label=class_names[top],
                 predicted_probability=float(probs[index, top]),
+                model_version=round_.model_version,
             )
         )
 
@@ -134,6 +136,8 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
         item.task_id = task_id
     round_.status = "pushed"
     session.commit()
+    refresh_pending_suggestions(session, ctx, project_id, round_.model_version)
+    ctx.gateway.use_model_version(project_id, round_.model_version)
     return round_
 
 
@@ -144,7 +148,7 @@ def _draft(item: RoundItem, round_: Round, public_url: str) -> TaskDraft:
         suggestion=Suggestion(
             label=item.predicted_label,
             score=item.predicted_probability,
-            model_version=round_.model_version,
+            model_version=item.model_version,
         ),
         meta={"round": round_.id, "rank": item.rank, "uncertainty": round(item.score, 6)},
     )

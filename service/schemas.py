@@ -64,6 +64,9 @@ class ImportLabelsRequest(BaseModel):
 
 class ImportLabelsResponse(BaseModel):
     imported: int
+    kept_annotated: list[int] = Field(
+        description="images whose label came from annotators and was therefore kept"
+    )
 
 
 class RoundRequestIn(BaseModel):
@@ -79,6 +82,7 @@ class RoundItemOut(BaseModel):
     score: float
     predicted_label: str
     predicted_probability: float
+    model_version: str
     task_id: int | None
 
 

@@ -13,7 +13,7 @@ from guides import Guide
 from labeling.studio_config import project_spec
 from labeling.tasks import StudioAnnotation
 from service.context import ServiceContext
-from service.orm import Annotation, Image, Round, RoundItem, utcnow
+from service.orm import Annotation, Image, RoundItem, utcnow
 
 
 @dataclass(frozen=True)
@@ -126,9 +126,9 @@ def _as_datetime(value: datetime | str | None) -> datetime | None:
 
 def _suggestions_by_task(session: Session, task_ids: list[int]) -> dict[int, tuple[str, str]]:
     rows = session.execute(
-        select(RoundItem.task_id, RoundItem.predicted_label, Round.model_version)
-        .join(Round, Round.id == RoundItem.round_id)
-        .where(RoundItem.task_id.in_(task_ids))
+        select(RoundItem.task_id, RoundItem.predicted_label, RoundItem.model_version).where(
+            RoundItem.task_id.in_(task_ids)
+        )
     )
     return {task_id: (label, version) for task_id, label, version in rows}
 

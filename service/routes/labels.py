@@ -24,9 +24,8 @@ def import_known(
 ) -> ImportLabelsResponse:
     """Store labels known beforehand (a seed set); the whole batch is refused on any bad entry."""
     items = [KnownLabel(item.image_id, item.label) for item in body.labels]
-    return ImportLabelsResponse(
-        imported=import_labels(session, context.guide, items, source=body.source)
-    )
+    result = import_labels(session, context.guide, items, source=body.source)
+    return ImportLabelsResponse(imported=result.imported, kept_annotated=result.kept_annotated)
 
 
 @router.get("/labels/export", response_model=list[ConfirmedLabelOut])

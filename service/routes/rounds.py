@@ -104,6 +104,7 @@ def round_out(session: Session, context: ServiceContext, round_: Round) -> Round
             score=i.score,
             predicted_label=i.predicted_label,
             predicted_probability=i.predicted_probability,
+            model_version=i.model_version,
             task_id=i.task_id,
         )
         for i in round_items(session, round_.id)

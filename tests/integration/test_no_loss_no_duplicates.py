@@ -95,3 +95,22 @@ def test_every_annotation_is_kept_and_bad_ones_are_reported(
     service.post("/annotations/sync")
     kept = {row["image_id"]: row["label"] for row in service.get("/labels/export").json()}
     assert kept[items[0]["image_id"]] == "Coat", "a label once confirmed is never dropped"
+
+
+def test_waiting_tasks_get_the_new_models_suggestion_after_a_retrain(
+    service: TestClient, studio: StudioClient, fashion_pool: ImagePool
+) -> None:
+    first = run_round(service, K)
+    seed(service, fashion_pool, 4)  # more known labels: the next round retrains
+    second = run_round(service, K)
+    assert second["model_version"] != first["model_version"]
+    project = studio.project_by_title(project_title(service))
+    assert project["model_version"] == second["model_version"]
+    tasks = {t["id"]: t for t in studio.tasks(project["id"])}
+    assert len(tasks) == 2 * K
+    refreshed = service.get(f"/rounds/{first['id']}").json()["items"]
+    for item in refreshed:
+        versions = [p["model_version"] for p in tasks[item["task_id"]]["predictions"]]
+        assert versions == [first["model_version"], second["model_version"]]
+        latest = tasks[item["task_id"]]["predictions"][-1]
+        assert latest["result"][0]["value"]["choices"] == [item["predicted_label"]]

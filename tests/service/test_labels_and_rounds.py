@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import update
 
 from models.datasets import FASHION_MNIST_CLASSES
 from service.app import create_app
+from service.orm import Image
 from tests.helpers import ImagePool, image_ids_by_name, make_settings, register_pool, wait_for_job
 
 
@@ -62,7 +64,10 @@ def test_training_records_a_version_and_export_lists_seed_labels(
     client: TestClient, fashion_pool: ImagePool
 ) -> None:
     body = seed_body(client, fashion_pool, 40)
-    assert client.post("/labels", json={"labels": body}).json() == {"imported": 40}
+    assert client.post("/labels", json={"labels": body}).json() == {
+        "imported": 40,
+        "kept_annotated": [],
+    }
     job = wait_for_job(client, client.post("/model/train").json())
     assert job["status"] == "succeeded", job
     model = client.get("/model").json()
@@ -89,3 +94,23 @@ def test_label_studio_down_fails_the_push_but_keeps_the_selection(
     assert health["status"] == "degraded" and health["label_studio"] is False
     retry = client.post(f"/rounds/{round_['id']}/push")
     assert (retry.status_code, retry.json()["error"]["code"]) == (503, "label_studio_unavailable")
+
+
+def test_a_second_seed_import_never_overwrites_annotators_labels(
+    client: TestClient, fashion_pool: ImagePool
+) -> None:
+    body = seed_body(client, fashion_pool, 3)
+    client.post("/labels", json={"labels": body})
+    annotated = body[0]["image_id"]
+    context = client.app.state.context  # type: ignore[attr-defined]
+    with context.sessions() as session:  # as a sync would record an annotator's label
+        session.execute(
+            update(Image)
+            .where(Image.id == annotated)
+            .values(label="Bag", label_source="annotation")
+        )
+        session.commit()
+    again = client.post("/labels", json={"labels": body}).json()
+    assert again == {"imported": 2, "kept_annotated": [annotated]}
+    labels = {row["image_id"]: row["label"] for row in client.get("/labels/export").json()}
+    assert labels[annotated] == "Bag"
