@@ -9,12 +9,13 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dataset-fashion-mnist chromium
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-fast test-gpu bench serve clean help
+.PHONY: setup system-packages demo test test-fast test-gpu lint bench serve clean help
 
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
 	@echo "make test   - the whole test suite, Label Studio integration included"
 	@echo "make bench  - benchmarks (scoring throughput against a per-image baseline)"
+	@echo "make lint   - ruff checks and formatting"
 
 setup: system-packages $(VENV)/.installed $(LS_VENV)/.installed
 
@@ -55,6 +56,10 @@ test-fast: setup
 # On a machine with CUDA: the GPU checks of models/ (no web stack needed).
 test-gpu:
 	python3 -m pytest tests/models -m gpu --confcutdir=tests/models -p no:cacheprovider
+
+lint: $(VENV)/.installed
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 bench: setup
 	$(VENV)/bin/python bench/bench_scoring.py

@@ -114,3 +114,10 @@ def test_a_second_seed_import_never_overwrites_annotators_labels(
     assert again == {"imported": 2, "kept_annotated": [annotated]}
     labels = {row["image_id"]: row["label"] for row in client.get("/labels/export").json()}
     assert labels[annotated] == "Bag"
+
+
+def test_sync_with_label_studio_down_is_a_clear_503(client: TestClient) -> None:
+    response = client.post("/annotations/sync")
+    assert response.status_code == 503
+    error = response.json()["error"]
+    assert error["code"] == "label_studio_unavailable" and "Traceback" not in error["message"]
