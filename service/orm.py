@@ -81,7 +81,8 @@ class Round(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    status: Mapped[str] = mapped_column(String(16), default="selected")  # selected | pushed
+    # selected -> pushing (import under way or cut off) -> pushed
+    status: Mapped[str] = mapped_column(String(16), default="selected")
     strategy: Mapped[str] = mapped_column(String(64))
     k: Mapped[int] = mapped_column(Integer)
     model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))

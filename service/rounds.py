@@ -116,8 +116,9 @@ def round_items(session: Session, round_id: int) -> list[RoundItem]:
 def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     """Send the round's images to Label Studio in rank order; safe to call again after a failure.
 
-    Images that already have a task in the project (an earlier push that was cut off) are
-    matched to that task, never imported twice.
+    The round is marked `pushing` before the import. A round found in that state was cut
+    off mid-push: its images are matched to the tasks already in the project, never
+    imported twice.
     """
     round_ = session.get(Round, round_id)
     if round_ is None:
@@ -127,9 +128,12 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     )
     round_.project_id = project_id
     items = round_items(session, round_id)
-    existing = {task.image_id: task.task_id for task in ctx.gateway.list_tasks(project_id)}
-    for item in items:
-        item.task_id = item.task_id or existing.get(item.image_id)
+    if round_.status == "pushing":
+        existing = {task.image_id: task.task_id for task in ctx.gateway.list_tasks(project_id)}
+        for item in items:
+            item.task_id = item.task_id or existing.get(item.image_id)
+    round_.status = "pushing"
+    session.commit()
     pending = [item for item in items if item.task_id is None]
     drafts = [_draft(item, round_, ctx.settings.public_url) for item in pending]
     for item, task_id in zip(pending, ctx.gateway.import_tasks(project_id, drafts), strict=True):

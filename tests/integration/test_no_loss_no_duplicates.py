@@ -11,7 +11,7 @@ from sqlalchemy import update
 
 from labeling.gateway import LabelStudioGateway
 from labeling.local_server import LocalLabelStudio
-from service.orm import RoundItem
+from service.orm import Round, RoundItem
 from tests.helpers import ImagePool, register_pool, wait_for_job
 from tests.integration.flows import project_title, run_round, seed, service_client
 from tests.integration.studio_http import StudioClient
@@ -44,11 +44,12 @@ def test_a_round_selected_while_studio_is_down_is_pushed_once_it_is_back(
 
     pushed = service.post(f"/rounds/{round_['id']}/push").json()
     assert pushed["status"] == "pushed" and all(i["task_id"] for i in pushed["items"])
-    # A push whose task ids were never recorded (cut off after the import) is replayed.
+    # The state a push leaves when cut off after the import, before the task ids were stored.
     with context.sessions() as session:
         session.execute(
             update(RoundItem).where(RoundItem.round_id == round_["id"]).values(task_id=None)
         )
+        session.execute(update(Round).where(Round.id == round_["id"]).values(status="pushing"))
         session.commit()
     replayed = service.post(f"/rounds/{round_['id']}/push").json()
     assert [i["task_id"] for i in replayed["items"]] == [i["task_id"] for i in pushed["items"]]
