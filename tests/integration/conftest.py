@@ -6,14 +6,19 @@ kept as a template so that every further server starts from a copy in seconds.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from labeling.local_server import LocalLabelStudio, copy_data_dir
-from service.settings import get_settings
+from service.app import create_app
+from service.settings import LabelStudioSettings, get_settings
+from tests.helpers import ImagePool, make_settings
 from tests.integration.studio_http import StudioClient
 
 
@@ -64,3 +69,18 @@ def studio(label_studio: LocalLabelStudio) -> Iterator[StudioClient]:
         yield client
     finally:
         client.close()
+
+
+@pytest.fixture
+def service(
+    tmp_path: Path, fashion_pool: ImagePool, label_studio: LocalLabelStudio
+) -> Iterator[TestClient]:
+    """A running service whose project in the session's Label Studio is its own."""
+    settings = LabelStudioSettings(
+        url=label_studio.url,
+        api_key=SecretStr(label_studio.api_token),
+        project_title=f"test {uuid.uuid4().hex[:10]}",
+    )
+    app = create_app(make_settings(tmp_path, fashion_pool, label_studio=settings))
+    with TestClient(app) as client:
+        yield client

@@ -1,28 +1,11 @@
-"""Steps the integration tests share: a service bound to the test Label Studio, seeds, rounds."""
+"""Steps the integration tests share: known labels in, a round run to its end."""
 
 from __future__ import annotations
 
-import uuid
-from pathlib import Path
-
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 
-from labeling.local_server import LocalLabelStudio
 from models.datasets import FASHION_MNIST_CLASSES
-from service.app import create_app
-from service.settings import LabelStudioSettings
-from tests.helpers import ImagePool, image_ids_by_name, make_settings, wait_for_job
-
-
-def service_client(tmp_path: Path, pool: ImagePool, studio: LocalLabelStudio) -> TestClient:
-    """A service (not yet started) whose project in the test Label Studio is its own."""
-    settings = LabelStudioSettings(
-        url=studio.url,
-        api_key=SecretStr(studio.api_token),
-        project_title=f"test {uuid.uuid4().hex[:10]}",
-    )
-    return TestClient(create_app(make_settings(tmp_path, pool, label_studio=settings)))
+from tests.helpers import ImagePool, image_ids_by_name, wait_for_job
 
 
 def seed(client: TestClient, pool: ImagePool, per_class: int) -> set[int]:

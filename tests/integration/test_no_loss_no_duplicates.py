@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -13,7 +10,7 @@ from labeling.gateway import LabelStudioGateway
 from labeling.local_server import LocalLabelStudio
 from service.orm import Round, RoundItem
 from tests.helpers import ImagePool, register_pool, wait_for_job
-from tests.integration.flows import project_title, run_round, seed, service_client
+from tests.integration.flows import project_title, run_round, seed
 from tests.integration.studio_http import StudioClient
 
 pytestmark = pytest.mark.integration
@@ -21,13 +18,11 @@ K = 6
 
 
 @pytest.fixture
-def service(
-    tmp_path: Path, fashion_pool: ImagePool, label_studio: LocalLabelStudio
-) -> Iterator[TestClient]:
-    with service_client(tmp_path, fashion_pool, label_studio) as client:
-        register_pool(client, str(fashion_pool.folder))
-        seed(client, fashion_pool, 2)
-        yield client
+def service(service: TestClient, fashion_pool: ImagePool) -> TestClient:
+    """The integration service with the pool registered and two known labels per class."""
+    register_pool(service, str(fashion_pool.folder))
+    seed(service, fashion_pool, 2)
+    return service
 
 
 def test_a_round_selected_while_studio_is_down_is_pushed_once_it_is_back(

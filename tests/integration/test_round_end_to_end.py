@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from labeling.local_server import LocalLabelStudio
 from models import BackboneSpec, embed_images, entropy, load_backbone, load_checkpoint
 from models.datasets import FASHION_MNIST_CLASSES
 from tests.helpers import TEST_IMAGE_SIZE, ImagePool, image_ids_by_name, register_pool
-from tests.integration.flows import project_title, run_round, seed, service_client
+from tests.integration.flows import project_title, run_round, seed
 from tests.integration.studio_http import StudioClient
 
 pytestmark = pytest.mark.integration
 K = 20
 SEED_PER_CLASS = 3
-
-
-@pytest.fixture
-def service(
-    tmp_path: Path, fashion_pool: ImagePool, label_studio: LocalLabelStudio
-) -> Iterator[TestClient]:
-    with service_client(tmp_path, fashion_pool, label_studio) as client:
-        yield client
 
 
 def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
