@@ -44,7 +44,8 @@ def field(text: str, name: str) -> str:
     return match.group(1)
 
 
-def read_until_ready(process: subprocess.Popen[str], timeout_s: float) -> str:
+def pump_lines(process: subprocess.Popen[str]) -> tuple[queue.Queue[str | None], threading.Thread]:
+    """Read the process's output on a thread; None marks its end."""
     lines: queue.Queue[str | None] = queue.Queue()
 
     def pump() -> None:
@@ -53,7 +54,12 @@ def read_until_ready(process: subprocess.Popen[str], timeout_s: float) -> str:
             lines.put(line)
         lines.put(None)
 
-    threading.Thread(target=pump, daemon=True).start()
+    thread = threading.Thread(target=pump, daemon=True)
+    thread.start()
+    return lines, thread
+
+
+def read_until_ready(lines: queue.Queue[str | None], timeout_s: float) -> str:
     seen: list[str] = []
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -77,46 +83,36 @@ def demo(
     copy_data_dir(studio_template.data_dir, data_dir / "label-studio")
     (data_dir / "label-studio" / "activelabel-token").write_text(studio_template.api_token)
     env = dict(os.environ, COLUMNS="200", ACTIVELABEL_MODEL__IMAGE_SIZE=str(TEST_IMAGE_SIZE))
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "service.cli",
-            "demo",
-            "--images",
-            str(DEMO_IMAGES),
-            "--k",
-            str(DEMO_K),
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            "0",
-            "--label-studio-port",
-            "0",
-        ],
+    command = [sys.executable, "-m", "service.cli", "demo", "--images", str(DEMO_IMAGES)]
+    command += ["--k", str(DEMO_K), "--data-dir", str(data_dir)]
+    command += ["--port", "0", "--label-studio-port", "0"]
+    with subprocess.Popen(
+        command,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env=env,
         cwd=Path(__file__).resolve().parents[2],
-    )
-    try:
-        text = read_until_ready(process, timeout_s=600)
-        login = field(text, "login").split(" / ")
-        studio_url = field(text, "Label Studio")
-        yield DemoOutput(
-            text,
-            studio_url,
-            login[0],
-            login[1],
-            field(text, "project"),
-            field(text, "first task"),
-            field(text, "annotate"),
-            studio_template.api_token,
-        )
-    finally:
-        process.send_signal(signal.SIGINT)
-        process.wait(timeout=60)
+    ) as process:  # closes the output pipe on the way out
+        lines, pump = pump_lines(process)
+        try:
+            text = read_until_ready(lines, timeout_s=600)
+            login = field(text, "login").split(" / ")
+            studio_url = field(text, "Label Studio")
+            yield DemoOutput(
+                text,
+                studio_url,
+                login[0],
+                login[1],
+                field(text, "project"),
+                field(text, "first task"),
+                field(text, "annotate"),
+                studio_template.api_token,
+            )
+        finally:
+            process.send_signal(signal.SIGINT)
+            process.wait(timeout=60)
+            pump.join(timeout=10)
     assert process.returncode == 0
     assert not is_healthy(studio_url), "the demo left Label Studio running"
 
