@@ -6,7 +6,7 @@ LS_VENV := .venv-ls
 LS_VERSION := 1.23.2
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-APT_PACKAGES := dataset-fashion-mnist chromium
+APT_PACKAGES := dataset-fashion-mnist chromium postgresql
 PYTEST_ARGS ?=
 
 .PHONY: setup system-packages demo test test-fast test-gpu lint bench serve clean help
@@ -19,7 +19,8 @@ help:
 
 setup: system-packages $(VENV)/.installed $(LS_VENV)/.installed
 
-# Debian packages: the Fashion-MNIST images and Chromium for the annotator-view test.
+# Debian packages: the Fashion-MNIST images, Chromium for the annotator-view test, and
+# PostgreSQL, which the service tests also run on.
 system-packages:
 	@missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

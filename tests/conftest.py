@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from models.datasets import load_fashion_mnist, write_pngs
 from tests.helpers import POOL_SIZE, ImagePool
+from tests.postgres_server import PostgresServer
 
 
 @pytest.fixture(scope="session")
@@ -25,3 +31,27 @@ def fashion_pool(tmp_path_factory: pytest.TempPathFactory) -> ImagePool:
         labels=[int(x) for x in labels[:POOL_SIZE]],
         broken=[truncated, notes],
     )
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; each test asks it for a fresh database."""
+    # Not under pytest's temp tree: that is private to this user, and the server may run as
+    # the `postgres` user.
+    root = Path(tempfile.mkdtemp(prefix="activelabel-postgres-"))
+    server = PostgresServer(root / "data")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The service's database: its SQLite default, then a real PostgreSQL."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'service.db'}"
+    server: PostgresServer = request.getfixturevalue("postgres")
+    return server.new_database()

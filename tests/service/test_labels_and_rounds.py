@@ -16,8 +16,9 @@ from tests.helpers import ImagePool, image_ids_by_name, make_settings, register_
 
 
 @pytest.fixture
-def client(tmp_path: Path, fashion_pool: ImagePool) -> Iterator[TestClient]:
-    with TestClient(create_app(make_settings(tmp_path, fashion_pool))) as test_client:
+def client(tmp_path: Path, fashion_pool: ImagePool, database_url: str) -> Iterator[TestClient]:
+    settings = make_settings(tmp_path, fashion_pool, database_url=database_url)
+    with TestClient(create_app(settings)) as test_client:
         register_pool(test_client, str(fashion_pool.folder))
         yield test_client
 
