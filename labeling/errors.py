@@ -19,9 +19,3 @@ class LabelStudioRejected(LabelingError):
     """Label Studio answered, but refused the request (4xx)."""
 
     code = "label_studio_rejected"
-
-
-class InvalidAnnotation(LabelingError):
-    """An annotation that cannot be turned into a label of the guide."""
-
-    code = "invalid_annotation"

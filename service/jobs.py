@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from sqlalchemy import update
@@ -30,8 +29,6 @@ class JobRunner:
         self._sessions = sessions
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="activelabel-job")
         self._interval = min_update_interval_s
-        self._futures: dict[str, Future[None]] = {}
-        self._lock = threading.Lock()
         self._mark_interrupted()
 
     def _mark_interrupted(self) -> None:
@@ -55,16 +52,8 @@ class JobRunner:
         with self._sessions() as session:
             session.add(Job(id=job_id, kind=kind, params=params, message="queued"))
             session.commit()
-        with self._lock:
-            self._futures[job_id] = self._pool.submit(self._run, job_id, fn)
+        self._pool.submit(self._run, job_id, fn)
         return job_id
-
-    def wait(self, job_id: str, timeout_s: float | None = None) -> None:
-        """Block until the job has finished (for the CLI and tests)."""
-        with self._lock:
-            future = self._futures.get(job_id)
-        if future is not None:
-            future.result(timeout=timeout_s)
 
     def _run(self, job_id: str, fn: JobFunction) -> None:
         self._set(job_id, status="running", message="started")

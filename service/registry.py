@@ -32,7 +32,6 @@ class RegistrationReport:
     registered: int = 0
     already_known: int = 0
     skipped: list[SkippedFile] = field(default_factory=list)
-    image_ids: list[int] = field(default_factory=list)
 
 
 def resolve_allowed(path: str | Path, allowed_roots: Sequence[Path]) -> Path:
@@ -73,7 +72,6 @@ def register_folder(
     for done, path in enumerate(files, start=1):
         if str(path) in known:
             report.already_known += 1
-            report.image_ids.append(known[str(path)])
         else:
             _register_one(session, path, "folder", max_pixels=max_pixels, report=report)
         if done % 200 == 0 or done == len(files):
@@ -92,9 +90,8 @@ def _register_one(
     except ImageDecodeError as err:
         report.skipped.append(SkippedFile(str(path), err.code, err.reason))
         return
-    image = _add_image(session, path, info, source, sha256_of(path))
+    _add_image(session, path, info, source, sha256_of(path))
     report.registered += 1
-    report.image_ids.append(image.id)
 
 
 def _add_image(session: Session, path: Path, info: ImageInfo, source: str, digest: str) -> Image:

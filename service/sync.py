@@ -32,7 +32,7 @@ class SyncReport:
     updated: int = 0
     unchanged: int = 0
     cancelled: int = 0
-    labeled_images: int = 0
+    labeled_images: int = 0  # images whose label this sync set or confirmed (changed annotations)
     problems: list[AnnotationProblem] = field(default_factory=list)
 
 
@@ -62,8 +62,10 @@ def sync_annotations(ctx: ServiceContext) -> SyncReport:
         touched: set[int] = set()
         for task in tasks:
             for annotation in task.annotations:
-                _store(session, annotation, ctx.guide, suggestions.get(task.task_id), report)
-                if task.image_id is not None:
+                changed = _store(
+                    session, annotation, ctx.guide, suggestions.get(task.task_id), report
+                )
+                if changed and task.image_id is not None:
                     touched.add(task.image_id)
         report.labeled_images = _resolve_labels(session, touched)
         session.commit()
@@ -76,14 +78,15 @@ def _store(
     guide: Guide,
     suggestion: tuple[str, str] | None,
     report: SyncReport,
-) -> None:
+) -> bool:
+    """Store or update one annotation; True when it is new or changed."""
     status, label, problem = judge(annotation, guide)
     row = session.scalar(
         select(Annotation).where(Annotation.studio_annotation_id == annotation.annotation_id)
     )
     if row is not None and (row.status, row.label, row.problem) == (status, label, problem):
         report.unchanged += 1
-        return
+        return False
     suggested_label, model_version = suggestion or (None, None)
     values = {
         "task_id": annotation.task_id,
@@ -112,6 +115,7 @@ def _store(
         report.problems.append(
             AnnotationProblem(annotation.annotation_id, annotation.task_id, code, message)
         )
+    return True
 
 
 def _known_image(session: Session, image_id: int | None) -> int | None:
