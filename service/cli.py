@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from service.settings import get_settings
+from service.core.settings import get_settings
 
 app = typer.Typer(
     help="Active-learning labeling with Label Studio.", no_args_is_help=True, add_completion=False
@@ -20,7 +20,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") ->
     """Run the HTTP API (configured by ACTIVELABEL_* variables)."""
     import uvicorn
 
-    from service.app import create_app
+    from service.api.app import create_app
 
     logging.basicConfig(level=log_level.upper())
     uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)

@@ -19,8 +19,8 @@ from rich.table import Table
 
 from labeling.local_server import LocalLabelStudio, free_loopback_port, new_api_token
 from models.datasets import load_fashion_mnist, write_pngs
-from service.app import create_app
-from service.settings import Settings
+from service.api.app import create_app
+from service.core.settings import Settings
 
 console = Console()
 

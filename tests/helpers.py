@@ -10,7 +10,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
-from service.settings import LabelStudioSettings, ModelSettings, Settings
+from service.core.settings import LabelStudioSettings, ModelSettings, Settings
 
 # Small inputs keep the CPU-only suite quick; the demo and benchmarks use the default 224.
 TEST_IMAGE_SIZE = 96

@@ -74,3 +74,44 @@ def test_nothing_imports_the_service_or_the_sdk_outside_its_module() -> None:
             assert "service" not in roots(names), f"{package}/{path.name} imports service"
     for path, names in package_imports("service").items():
         assert "label_studio_sdk" not in roots(names), f"service/{path.name} imports the SDK"
+
+
+# service/ is layered: each subpackage may import only the ones listed (and itself).
+# `service.context` is the composition root (settings, database, guide, runtime, gateway).
+SERVICE_LAYERS: dict[str, set[str]] = {
+    "core": set(),
+    "jobs": {"core"},
+    "pool": {"core"},
+    "learning": {"core", "pool", "context"},
+    "studio": {"core", "pool", "learning", "context"},
+    "api": {"core", "jobs", "pool", "learning", "studio", "context"},
+}
+SERVICE_ENTRY_POINTS = {"cli.py", "demo.py", "context.py", "__init__.py"}
+
+
+def service_subpackages_imported(names: set[str]) -> set[str]:
+    parts = (name.split(".") for name in names if name.startswith("service."))
+    return {p[1] if len(p) > 1 else "" for p in parts} - {""}
+
+
+def test_service_subpackages_follow_their_layers() -> None:
+    service = ROOT / "service"
+    layered = {p.name for p in service.iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert layered == set(SERVICE_LAYERS), f"unlisted subpackages: {layered ^ set(SERVICE_LAYERS)}"
+    for layer, allowed in SERVICE_LAYERS.items():
+        for path, names in package_imports(f"service/{layer}").items():
+            reached = service_subpackages_imported(names) - allowed - {layer}
+            assert not reached, f"service/{layer}/{path.name} imports service.{reached}"
+
+
+def test_only_entry_points_import_the_api_layer() -> None:
+    for path, names in package_imports("service").items():
+        relative = path.relative_to(ROOT / "service")
+        if relative.parts[0] in ("api",) or str(relative) in SERVICE_ENTRY_POINTS:
+            continue
+        assert "api" not in service_subpackages_imported(names), f"service/{relative} imports api"
+
+
+def test_service_top_level_holds_only_entry_points_and_the_composition_root() -> None:
+    modules = {p.name for p in (ROOT / "service").glob("*.py")}
+    assert modules <= SERVICE_ENTRY_POINTS, f"put {modules - SERVICE_ENTRY_POINTS} in a subpackage"

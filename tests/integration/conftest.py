@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from labeling.local_server import LocalLabelStudio, copy_data_dir
-from service.app import create_app
-from service.settings import LabelStudioSettings, get_settings
+from service.api.app import create_app
+from service.core.settings import LabelStudioSettings, get_settings
 from tests.helpers import ImagePool, make_settings
 from tests.integration.studio_http import StudioClient
 

@@ -8,7 +8,7 @@ from sqlalchemy import update
 
 from labeling.gateway import LabelStudioGateway
 from labeling.local_server import LocalLabelStudio
-from service.orm import Round, RoundItem
+from service.core.orm import Round, RoundItem
 from tests.helpers import ImagePool, register_pool, wait_for_job
 from tests.integration.flows import project_title, run_round, seed
 from tests.integration.studio_http import StudioClient

@@ -10,8 +10,8 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from models.datasets import FASHION_MNIST_CLASSES
-from service.app import create_app
-from service.orm import Image
+from service.api.app import create_app
+from service.core.orm import Image
 from tests.helpers import ImagePool, image_ids_by_name, make_settings, register_pool, wait_for_job
 
 

@@ -10,7 +10,7 @@ import pytest
 from fastapi.testclient import TestClient
 from PIL import Image as PILImage
 
-from service.app import create_app
+from service.api.app import create_app
 from tests.helpers import ImagePool, make_settings, register_pool, wait_for_job
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from service.settings import Settings
+from service.core.settings import Settings
 
 
 def test_nested_variables_and_json_lists_are_read(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,14 +7,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.uncertainty import available_strategies
-from service.context import Progress, ServiceContext
-from service.deps import ContextDep, JobsDep, SessionDep
-from service.errors import NotFound, UnknownStrategy
-from service.orm import ModelVersion, Round
-from service.rounds import RoundRequest, push_round, round_items, run_round
-from service.routes.jobs import accepted
-from service.schemas import JobAccepted, ModelVersionOut, RoundItemOut, RoundOut, RoundRequestIn
-from service.training import current_model, train_model
+from service.api.deps import ContextDep, JobsDep, SessionDep
+from service.api.routes.jobs import accepted
+from service.api.schemas import JobAccepted, ModelVersionOut, RoundItemOut, RoundOut, RoundRequestIn
+from service.context import ServiceContext
+from service.core.errors import NotFound, UnknownStrategy
+from service.core.orm import ModelVersion, Round
+from service.core.progress import Progress
+from service.learning.selection import RoundRequest, round_items
+from service.learning.training import current_model, train_model
+from service.studio.push import push_round, run_round
 
 router = APIRouter(tags=["rounds"])
 

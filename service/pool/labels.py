@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guides import Guide
-from service.errors import NotFound, UnknownLabel
-from service.orm import Image, utcnow
+from service.core.errors import NotFound, UnknownLabel
+from service.core.orm import Image, utcnow
 
 
 @dataclass(frozen=True)

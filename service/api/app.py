@@ -11,13 +11,13 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from guides import Guide, example_guide_path, load_guide
 from labeling.gateway import LabelStudioGateway
+from service.api.errors import install_error_handlers
+from service.api.routes import health, images, jobs, labels, rounds
 from service.context import ServiceContext
-from service.db import make_engine, session_factory
-from service.errors import install_error_handlers
-from service.jobs import JobRunner
-from service.routes import health, images, jobs, labels, rounds
-from service.runtime import ModelRuntime
-from service.settings import Settings, get_settings
+from service.core.db import make_engine, session_factory
+from service.core.settings import Settings, get_settings
+from service.jobs.runner import JobRunner
+from service.learning.runtime import ModelRuntime
 
 log = logging.getLogger(__name__)
 

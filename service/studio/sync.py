@@ -13,7 +13,7 @@ from guides import Guide
 from labeling.studio_config import project_spec
 from labeling.tasks import StudioAnnotation
 from service.context import ServiceContext
-from service.orm import Annotation, Image, RoundItem, utcnow
+from service.core.orm import Annotation, Image, RoundItem, utcnow
 
 
 @dataclass(frozen=True)

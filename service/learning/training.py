@@ -11,10 +11,11 @@ from sqlalchemy.orm import Session
 from models.checkpoint import save_checkpoint
 from models.head import TrainedHead
 from models.training import train_head
-from service.context import Progress, ServiceContext, no_progress, scaled
-from service.embedding_store import ensure_embeddings, stack
-from service.errors import NotEnoughLabels
-from service.orm import Image, ModelVersion
+from service.context import ServiceContext
+from service.core.errors import NotEnoughLabels
+from service.core.orm import Image, ModelVersion
+from service.core.progress import Progress, no_progress, scaled
+from service.pool.embeddings import ensure_embeddings, stack
 
 
 def labeled_images(session: Session) -> list[Image]:

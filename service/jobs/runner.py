@@ -13,9 +13,10 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.context import Progress
-from service.errors import describe_exception
-from service.orm import Job, utcnow
+from service.core.errors import describe_exception
+from service.core.orm import utcnow
+from service.core.progress import Progress
+from service.jobs.tables import Job
 
 log = logging.getLogger(__name__)
 

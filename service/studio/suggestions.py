@@ -8,8 +8,8 @@ from sqlalchemy.orm import Session
 
 from labeling.tasks import Suggestion
 from service.context import ServiceContext
-from service.embedding_store import ensure_embeddings, stack
-from service.orm import Image, ModelVersion, RoundItem
+from service.core.orm import Image, ModelVersion, RoundItem
+from service.pool.embeddings import ensure_embeddings, stack
 
 
 def stale_items(session: Session, model_version: str) -> list[RoundItem]:

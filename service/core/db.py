@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from service.orm import Base
+from service.core.orm import Base
 
 
 def make_engine(url: str) -> Engine:

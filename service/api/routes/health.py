@@ -5,9 +5,9 @@ from __future__ import annotations
 from fastapi import APIRouter
 from sqlalchemy import text
 
-from service.deps import ContextDep, SessionDep
-from service.schemas import HealthOut
-from service.training import current_model
+from service.api.deps import ContextDep, SessionDep
+from service.api.schemas import HealthOut
+from service.learning.training import current_model
 
 router = APIRouter(tags=["health"])
 

@@ -8,13 +8,13 @@ from fastapi import APIRouter, UploadFile, status
 from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
-from service.context import Progress
-from service.deps import ContextDep, JobsDep, SessionDep
-from service.errors import NotFound, PayloadTooLarge
-from service.orm import Image
-from service.registry import register_folder, register_upload, resolve_allowed
-from service.routes.jobs import accepted
-from service.schemas import ImageOut, ImagePage, JobAccepted, RegisterFolderRequest
+from service.api.deps import ContextDep, JobsDep, SessionDep
+from service.api.routes.jobs import accepted
+from service.api.schemas import ImageOut, ImagePage, JobAccepted, RegisterFolderRequest
+from service.core.errors import NotFound, PayloadTooLarge
+from service.core.orm import Image
+from service.core.progress import Progress
+from service.pool.registration import register_folder, register_upload, resolve_allowed
 
 router = APIRouter(tags=["images"])
 

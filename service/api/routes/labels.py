@@ -10,10 +10,15 @@ from typing import Literal
 from fastapi import APIRouter
 from fastapi.responses import Response
 
-from service.deps import ContextDep, SessionDep
-from service.labels import KnownLabel, export_labels, import_labels
-from service.schemas import ConfirmedLabelOut, ImportLabelsRequest, ImportLabelsResponse, SyncOut
-from service.sync import sync_annotations
+from service.api.deps import ContextDep, SessionDep
+from service.api.schemas import (
+    ConfirmedLabelOut,
+    ImportLabelsRequest,
+    ImportLabelsResponse,
+    SyncOut,
+)
+from service.pool.labels import KnownLabel, export_labels, import_labels
+from service.studio.sync import sync_annotations
 
 router = APIRouter(tags=["labels"])
 

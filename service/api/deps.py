@@ -9,7 +9,7 @@ from fastapi import Depends, Request
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
-from service.jobs import JobRunner
+from service.jobs.runner import JobRunner
 
 
 def get_context(request: Request) -> ServiceContext:

@@ -1,13 +1,8 @@
-"""Service errors and the JSON error body every failure answers with."""
+"""Service errors with stable codes, and how any exception maps to (status, code, message)."""
 
 from __future__ import annotations
 
 from typing import Any
-
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from guides import GuideError
 from labeling.errors import LabelingError, LabelStudioRejected, LabelStudioUnavailable
@@ -62,14 +57,7 @@ class PayloadTooLarge(ServiceError):
     status_code, code = 413, "payload_too_large"
 
 
-def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
-    body: dict[str, Any] = {"error": {"code": code, "message": message}}
-    if details is not None:
-        body["error"]["details"] = details
-    return body
-
-
-def _status_for(exc: Exception) -> tuple[int, str, str, Any]:
+def classify(exc: Exception) -> tuple[int, str, str, Any]:
     if isinstance(exc, ServiceError):
         return exc.status_code, exc.code, exc.message, exc.details
     if isinstance(exc, GuideError):
@@ -88,31 +76,5 @@ def _status_for(exc: Exception) -> tuple[int, str, str, Any]:
 
 def describe_exception(exc: Exception) -> tuple[str, str]:
     """(code, message) of any exception, as jobs record it."""
-    _, code, message, _ = _status_for(exc)
+    _, code, message, _ = classify(exc)
     return code, message
-
-
-def install_error_handlers(app: FastAPI) -> None:
-    """Every error answers JSON `{"error": {"code", "message", "details"?}}`, never a traceback."""
-
-    async def known(_request: Request, exc: Exception) -> JSONResponse:
-        status, code, message, details = _status_for(exc)
-        return JSONResponse(error_body(code, message, details), status_code=status)
-
-    async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
-        details = [
-            {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
-            for e in exc.errors()
-        ]
-        return JSONResponse(
-            error_body("invalid_request", "the request is invalid", details), status_code=422
-        )
-
-    async def http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
-        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
-
-    for exc_type in (ServiceError, GuideError, LabelingError, ModelError, Exception):
-        app.add_exception_handler(exc_type, known)
-    app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
-    app.add_exception_handler(StarletteHTTPException, http)  # type: ignore[arg-type]

@@ -13,7 +13,7 @@ from models.checkpoint import load_checkpoint
 from models.device import resolve_device
 from models.embedding import EmbeddingResult, embed_images
 from models.head import TrainedHead
-from service.settings import ModelSettings
+from service.core.settings import ModelSettings
 
 
 class ModelRuntime:

@@ -14,8 +14,8 @@ from sqlalchemy.orm import Session
 
 from models.errors import ImageDecodeError
 from models.images import ImageInfo, inspect_image
-from service.errors import InvalidImage, PathNotAllowed, PathNotFound
-from service.orm import Image
+from service.core.errors import InvalidImage, PathNotAllowed, PathNotFound
+from service.core.orm import Image
 
 Progress = Callable[[int, int], None]
 

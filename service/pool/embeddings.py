@@ -3,16 +3,30 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.context import Progress, no_progress
-from service.orm import Embedding, Image
-from service.runtime import ModelRuntime
+from models.embedding import EmbeddingResult
+from service.core.orm import Embedding, Image
+from service.core.progress import Progress, no_progress
+
+
+class Embedder(Protocol):
+    """What the store needs of a model: which backbone, and a batched embedding of files."""
+
+    @property
+    def backbone_id(self) -> str: ...
+
+    def embed(
+        self, paths: Sequence[str | Path], *, progress: Callable[[int, int], None] | None = None
+    ) -> EmbeddingResult: ...
+
 
 CHUNK = 512  # images embedded between two commits
 
@@ -30,7 +44,7 @@ class StoredEmbeddings:
 
 def ensure_embeddings(
     session: Session,
-    runtime: ModelRuntime,
+    runtime: Embedder,
     images: Sequence[Image],
     *,
     progress: Progress = no_progress,

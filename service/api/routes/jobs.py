@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from service.deps import SessionDep
-from service.errors import NotFound
-from service.orm import Job
-from service.schemas import JobAccepted, JobStatus
+from service.api.deps import SessionDep
+from service.api.schemas import JobAccepted, JobStatus
+from service.core.errors import NotFound
+from service.jobs.tables import Job
 
 router = APIRouter(tags=["jobs"])
 

@@ -1,0 +1,48 @@
+"""The JSON error body every failure answers with, installed on the app in one place."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from guides import GuideError
+from labeling.errors import LabelingError
+from models.errors import ModelError
+from service.core.errors import ServiceError, classify
+
+
+def error_body(code: str, message: str, details: Any = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"error": {"code": code, "message": message}}
+    if details is not None:
+        body["error"]["details"] = details
+    return body
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Every error answers JSON `{"error": {"code", "message", "details"?}}`, never a traceback."""
+
+    async def known(_request: Request, exc: Exception) -> JSONResponse:
+        status, code, message, details = classify(exc)
+        return JSONResponse(error_body(code, message, details), status_code=status)
+
+    async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+        details = [
+            {"location": ".".join(str(p) for p in e["loc"]), "message": e["msg"]}
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            error_body("invalid_request", "the request is invalid", details), status_code=422
+        )
+
+    async def http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    for exc_type in (ServiceError, GuideError, LabelingError, ModelError, Exception):
+        app.add_exception_handler(exc_type, known)
+    app.add_exception_handler(RequestValidationError, validation)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, http)  # type: ignore[arg-type]
