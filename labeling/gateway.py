@@ -6,8 +6,10 @@ objects, so a change of SDK or server version stays inside this file.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import json
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -18,17 +20,26 @@ from label_studio_sdk.label_interface import LabelInterface
 from labeling.errors import LabelStudioRejected, LabelStudioUnavailable
 from labeling.studio_config import CHOICES_FIELD, IMAGE_FIELD, ProjectSpec
 from labeling.tasks import (
-    StudioAnnotation,
+    StudioPrediction,
     StudioTask,
     Suggestion,
     TaskDraft,
-    choices_of,
+    annotation_record,
+    int_or_none,
+    parse_time,
     prediction_payload,
+    prediction_record,
     task_payload,
 )
 
 IMPORT_BATCH = 1000
 PAGE_SIZE = 500
+WEBHOOK_ACTIONS = (
+    "ANNOTATION_CREATED",
+    "ANNOTATION_UPDATED",
+    "ANNOTATIONS_DELETED",
+    "TASKS_DELETED",
+)
 
 
 def build_label_config(spec: ProjectSpec) -> str:
@@ -148,37 +159,89 @@ class LabelStudioGateway:
             pager = self._client.tasks.list(project=project_id, fields="all", page_size=PAGE_SIZE)
             return [_to_studio_task(task) for task in pager]
 
+    def list_tasks_updated_since(self, project_id: int, since: datetime) -> list[StudioTask]:
+        """Tasks (with annotations and predictions) whose `updated_at` is after `since`.
+
+        Label Studio moves a task's `updated_at` when an annotation on it is created,
+        edited or deleted, so this reads only what changed.
+        """
+        with _translated_errors("list tasks updated since a time"):
+            pager = self._client.tasks.list(
+                project=project_id,
+                fields="all",
+                page_size=PAGE_SIZE,
+                query=updated_since_query(since),
+            )
+            return [_to_studio_task(task) for task in pager]
+
+    def get_prediction(self, prediction_id: int) -> StudioPrediction | None:
+        """One prediction by id; None when Label Studio no longer has it."""
+        try:
+            with _translated_errors("read a prediction"):
+                raw = self._client.predictions.get(id=prediction_id)
+        except LabelStudioRejected:
+            return None
+        return prediction_record(raw.model_dump())
+
+    def ensure_webhook(self, project_id: int, url: str, headers: Mapping[str, str]) -> int:
+        """The id of the project's one webhook to `url`, created or updated; extras removed."""
+        wanted = {
+            "url": url,
+            "project": project_id,
+            "send_payload": True,
+            "send_for_all_actions": False,
+            "actions": list(WEBHOOK_ACTIONS),
+            "headers": dict(headers),
+            "is_active": True,
+        }
+        with _translated_errors("list webhooks"):
+            hooks = [
+                h
+                for h in self._client.webhooks.list(project=str(project_id))
+                if h.project == project_id and h.url == url
+            ]
+        if not hooks:
+            with _translated_errors("create the webhook"):
+                return int(self._client.webhooks.create(**wanted).id)
+        keep, *extra = hooks
+        for hook in extra:
+            with _translated_errors("remove a duplicate webhook"):
+                self._client.webhooks.delete(id=hook.id)
+        current = (keep.headers, sorted(keep.actions or []), keep.is_active, keep.send_payload)
+        if current != (wanted["headers"], sorted(WEBHOOK_ACTIONS), True, True):
+            with _translated_errors("update the webhook"):
+                changes = {k: v for k, v in wanted.items() if k != "project"}
+                self._client.webhooks.update(id=keep.id, **changes)
+        return int(keep.id)
+
+    def ensure_user(self, email: str) -> int:
+        """The id of the user with this email, created (without a password) when missing."""
+        with _translated_errors("list users"):
+            found = [u for u in self._client.users.list() if (u.email or "") == email]
+        if found:
+            return int(found[0].id)
+        with _translated_errors("create a user"):
+            return int(self._client.users.create(username=email, email=email).id)
+
     def project_url(self, project_id: int) -> str:
         return f"{self.url}/projects/{project_id}/data"
 
 
 def _to_studio_task(task: Any) -> StudioTask:
     data = task.data or {}
-    image_id = _int_or_none(data.get("image_id"))
-    annotations = [_to_studio_annotation(a, int(task.id), image_id) for a in task.annotations or []]
+    image_id = int_or_none(data.get("image_id"))
+    task_id = int(task.id)
+    annotations = [annotation_record(a, task_id, image_id) for a in _as_dicts(task.annotations)]
+    predictions = [prediction_record(p) for p in _as_dicts(task.predictions) if "id" in p]
     versions = [str(p.get("model_version")) for p in _as_dicts(task.predictions)]
     return StudioTask(
-        task_id=int(task.id),
+        task_id=task_id,
         image_id=image_id,
         meta=dict(task.meta or {}),
         prediction_versions=versions,
         annotations=annotations,
-    )
-
-
-def _to_studio_annotation(raw: Any, task_id: int, image_id: int | None) -> StudioAnnotation:
-    item = raw if isinstance(raw, dict) else raw.model_dump()
-    return StudioAnnotation(
-        annotation_id=int(item["id"]),
-        task_id=task_id,
-        image_id=image_id,
-        choices=choices_of(item.get("result")),
-        completed_by=_int_or_none(item.get("completed_by")),
-        was_cancelled=bool(item.get("was_cancelled")),
-        lead_time=item.get("lead_time"),
-        created_at=item.get("created_at"),
-        updated_at=item.get("updated_at"),
-        parent_prediction=_int_or_none(item.get("parent_prediction")),
+        predictions=predictions,
+        updated_at=parse_time(getattr(task, "updated_at", None)),
     )
 
 
@@ -186,11 +249,16 @@ def _as_dicts(items: Any) -> list[dict[str, Any]]:
     return [i if isinstance(i, dict) else i.model_dump() for i in items or []]
 
 
-def _int_or_none(value: Any) -> int | None:
-    try:
-        return int(value) if value is not None else None
-    except (TypeError, ValueError):
-        return None
+def updated_since_query(since: datetime) -> str:
+    """The Data Manager filter that selects tasks whose `updated_at` is after `since`."""
+    value = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    item = {
+        "filter": "filter:tasks:updated_at",
+        "operator": "greater",
+        "type": "Datetime",
+        "value": value,
+    }
+    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
 
 
 @contextmanager

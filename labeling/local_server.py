@@ -115,6 +115,28 @@ class LocalLabelStudio:
         self._wait_healthy(timeout_s, on_wait, log_path)
         return self.url
 
+    def set_password(self, username: str, password: str, *, timeout_s: float = 120.0) -> None:
+        """Give an existing user a password (`label-studio reset_password`, same data dir)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        done = subprocess.run(
+            [
+                str(self.executable.resolve()),
+                "reset_password",
+                "--username",
+                username,
+                "--password",
+                password,
+            ],
+            cwd=self.data_dir.resolve(),
+            env=self.environment(),
+            capture_output=True,
+            timeout=timeout_s,
+            check=False,
+        )
+        if done.returncode != 0:
+            tail = (done.stdout + done.stderr).decode(errors="replace")[-1000:]
+            raise LabelStudioUnavailable(f"reset_password for {username} failed:\n{tail}")
+
     def _wait_healthy(
         self, timeout_s: float, on_wait: Callable[[float], None] | None, log_path: Path
     ) -> None:

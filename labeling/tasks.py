@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from labeling.studio_config import CHOICES_FIELD, IMAGE_FIELD
@@ -45,14 +45,25 @@ class StudioAnnotation:
 
 
 @dataclass(frozen=True)
+class StudioPrediction:
+    """One prediction attached to a task: what an annotator may have been shown."""
+
+    prediction_id: int
+    model_version: str | None
+    label: str | None  # the single suggested choice; None when it holds none
+
+
+@dataclass(frozen=True)
 class StudioTask:
-    """One task with its identifying data and annotations."""
+    """One task with its identifying data, predictions and annotations."""
 
     task_id: int
     image_id: int | None
     meta: dict[str, Any]
     prediction_versions: list[str]
     annotations: list[StudioAnnotation]
+    predictions: list[StudioPrediction] = field(default_factory=list)
+    updated_at: datetime | None = None
 
 
 def prediction_result(label: str) -> list[dict[str, Any]]:
@@ -92,3 +103,60 @@ def choices_of(result: list[dict[str, Any]] | None) -> list[str]:
         if region.get("type") == "choices" and region.get("from_name") == CHOICES_FIELD:
             chosen.extend(str(c) for c in (region.get("value") or {}).get("choices", []))
     return chosen
+
+
+def parse_time(value: datetime | str | None) -> datetime | None:
+    """A Label Studio timestamp (ISO text or datetime) as an aware datetime, or None."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def int_or_none(value: Any) -> int | None:
+    """`value` as an int, or None when it is missing or not a whole number."""
+    if isinstance(value, bool):
+        return None
+    try:
+        return int(value) if value is not None else None
+    except (TypeError, ValueError):
+        return None
+
+
+def annotation_record(item: dict[str, Any], task_id: int, image_id: int | None) -> StudioAnnotation:
+    """One annotation's JSON (as the API or a webhook sends it) as a plain record."""
+    lead_time = item.get("lead_time")
+    return StudioAnnotation(
+        annotation_id=int(item["id"]),
+        task_id=task_id,
+        image_id=image_id,
+        choices=choices_of(item.get("result")),
+        completed_by=_user_id(item.get("completed_by")),
+        was_cancelled=bool(item.get("was_cancelled")),
+        lead_time=float(lead_time) if isinstance(lead_time, int | float) else None,
+        created_at=parse_time(item.get("created_at")),
+        updated_at=parse_time(item.get("updated_at")),
+        parent_prediction=int_or_none(item.get("parent_prediction")),
+    )
+
+
+def prediction_record(item: dict[str, Any]) -> StudioPrediction:
+    """One prediction's JSON as a plain record (its single suggested choice, if any)."""
+    chosen = choices_of(item.get("result"))
+    version = item.get("model_version")
+    return StudioPrediction(
+        prediction_id=int(item["id"]),
+        model_version=str(version) if version not in (None, "") else None,
+        label=chosen[0] if len(chosen) == 1 else None,
+    )
+
+
+def _user_id(value: Any) -> int | None:
+    """`completed_by` is an id, or a user object in some payloads."""
+    if isinstance(value, dict):
+        return int_or_none(value.get("id"))
+    return int_or_none(value)
