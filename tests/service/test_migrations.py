@@ -14,6 +14,7 @@ from service.core.migrations import (
     FOUNDATION,
     compare_with,
     current_revision,
+    downgrade_database,
     heads,
     service_metadata,
     upgrade_database,
@@ -61,7 +62,7 @@ def test_a_database_made_before_migrations_is_stamped_then_upgraded(database_url
 
 def test_every_revision_downgrades_and_upgrades_again(database_url: str) -> None:
     engine = make_engine(database_url)
-    upgrade_database(engine, "base")
+    downgrade_database(engine, "base")
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
     upgrade_database(engine)
     with engine.connect() as connection:

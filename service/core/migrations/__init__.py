@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+from collections.abc import Callable
 from pathlib import Path
 
 from alembic import command
@@ -45,10 +46,20 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def upgrade_database(engine: Engine, revision: str = "head") -> None:
-    """Bring the database to `revision`, serialised across processes on PostgreSQL.
+    """Bring the database up to `revision`, serialised across processes on PostgreSQL."""
+    _migrate(engine, lambda config: _upgrade(config, revision))
 
-    On SQLite, foreign keys are off while the migrations run: a batch migration rebuilds a
-    table, and dropping the old copy must not cascade to the rows that refer to it.
+
+def downgrade_database(engine: Engine, revision: str) -> None:
+    """Take the database back down to `revision` ("base": no tables at all)."""
+    _migrate(engine, lambda config: command.downgrade(config, revision))
+
+
+def _migrate(engine: Engine, step: Callable[[Config], None]) -> None:
+    """Run `step` on one connection in one transaction, holding the migration lock.
+
+    On SQLite, foreign keys are off meanwhile: a batch migration rebuilds a table, and
+    dropping the old copy must not cascade to the rows that refer to it.
     """
     sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as connection:
@@ -57,11 +68,10 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
             connection.commit()
         try:
             with connection.begin():
-                if engine.dialect.name == "postgresql":
-                    connection.execute(
-                        text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY}
-                    )
-                _run(connection, revision)
+                _lock(connection)
+                config = alembic_config()
+                config.attributes["connection"] = connection
+                step(config)
             if sqlite:
                 _check_foreign_keys(connection)
         finally:
@@ -70,10 +80,16 @@ def upgrade_database(engine: Engine, revision: str = "head") -> None:
                 connection.commit()
 
 
-def _run(connection: Connection, revision: str) -> None:
-    config = alembic_config()
-    config.attributes["connection"] = connection
-    tables = inspect(connection)
+def _lock(connection: Connection) -> None:
+    """Hold the database's migration lock until the transaction ends (other starters wait)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")  # the write lock; DDL joins the transaction
+
+
+def _upgrade(config: Config, revision: str) -> None:
+    tables = inspect(config.attributes["connection"])
     if not tables.has_table("alembic_version") and tables.has_table("images"):
         command.stamp(config, FOUNDATION)  # made by create_all before migrations existed
     command.upgrade(config, revision)
