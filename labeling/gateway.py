@@ -75,9 +75,17 @@ def _choice_attributes(label: str, definition: str, hotkey: str | None) -> dict[
 class LabelStudioGateway:
     """Create projects, push tasks with predictions and read annotations back."""
 
-    def __init__(self, url: str, api_key: str, *, timeout_s: float = 60.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeout_s: float = 60.0,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        """`transport` lets the caller observe every HTTP call (timing, failures)."""
         self.url = url.rstrip("/")
-        self._http = httpx.Client(timeout=timeout_s)
+        self._http = httpx.Client(timeout=timeout_s, transport=transport)
         self._client = LabelStudio(base_url=self.url, api_key=api_key, httpx_client=self._http)
 
     def close(self) -> None:
