@@ -21,9 +21,39 @@ def serve(host: str = "127.0.0.1", port: int = 8000, log_level: str = "info") ->
     import uvicorn
 
     from service.api.app import create_app
+    from service.core.logs import configure_json_logging
 
-    logging.basicConfig(level=log_level.upper())
-    uvicorn.run(create_app(get_settings()), host=host, port=port, log_level=log_level)
+    configure_json_logging(log_level)  # one JSON object per line, with the request id
+    uvicorn.run(
+        create_app(get_settings()), host=host, port=port, log_level=log_level, log_config=None
+    )
+
+
+db = typer.Typer(help="The service's database schema (Alembic migrations).", no_args_is_help=True)
+app.add_typer(db, name="db")
+
+
+@db.command("upgrade")
+def db_upgrade(revision: str = "heads") -> None:
+    """Migrate the configured database to `revision` (default: the newest)."""
+    from service.core.db import make_engine
+    from service.core.migrations import current_revision, upgrade_database
+
+    engine = make_engine(get_settings().resolved_database_url, migrate=False)
+    upgrade_database(engine, revision)
+    typer.echo(f"database at revision {current_revision(engine)}")
+    engine.dispose()
+
+
+@db.command("current")
+def db_current() -> None:
+    """Print the revision the configured database is at (`none` before the first upgrade)."""
+    from service.core.db import make_engine
+    from service.core.migrations import current_revision
+
+    engine = make_engine(get_settings().resolved_database_url, migrate=False)
+    typer.echo(current_revision(engine) or "none")
+    engine.dispose()
 
 
 @app.command()
