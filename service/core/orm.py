@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -108,20 +109,42 @@ class RoundItem(Base):
 
 
 class Annotation(Base):
-    """An annotation read from Label Studio, kept whether or not it was usable."""
+    """An annotation read from Label Studio, kept whether or not it was usable.
+
+    One row per Label Studio annotation id. `studio_updated_at` orders its versions: an
+    older event never overwrites a newer state. A deleted annotation keeps its row, flagged.
+    """
 
     __tablename__ = "annotations"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     studio_annotation_id: Mapped[int] = mapped_column(Integer, unique=True)
+    project_id: Mapped[int | None] = mapped_column(Integer, index=True)
     task_id: Mapped[int] = mapped_column(Integer, index=True)
     image_id: Mapped[int | None] = mapped_column(ForeignKey("images.id"), index=True)
     label: Mapped[str | None] = mapped_column(String(128))
-    annotator: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))  # accepted | cancelled | rejected
+    problem_code: Mapped[str | None] = mapped_column(String(32))  # e.g. unknown_label
     problem: Mapped[str | None] = mapped_column(Text)
-    suggested_label: Mapped[str | None] = mapped_column(String(128))
-    model_version: Mapped[str | None] = mapped_column(String(64))
-    lead_time: Mapped[float | None] = mapped_column(Float)
-    annotated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    annotator: Mapped[int | None] = mapped_column(Integer, index=True)  # Label Studio user id
+    lead_time: Mapped[float | None] = mapped_column(Float)  # seconds the annotator spent
+    # The prediction the annotator was shown (`parent_prediction`), when there was one.
+    shown_prediction_id: Mapped[int | None] = mapped_column(Integer)
+    shown_model_version: Mapped[str | None] = mapped_column(String(64))
+    shown_label: Mapped[str | None] = mapped_column(String(128))
+    guide_version: Mapped[str] = mapped_column(String(64))  # the guide in force when stored
+    guide_fingerprint: Mapped[str] = mapped_column(String(32))
+    studio_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    studio_updated_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    deleted: Mapped[bool] = mapped_column(Boolean, default=False)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     synced_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class DeletedTask(Base):
+    """A Label Studio task that was deleted: it no longer holds its image out of the pool."""
+
+    __tablename__ = "deleted_tasks"
+
+    task_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

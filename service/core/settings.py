@@ -9,6 +9,13 @@ from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
+class AnnotatorSettings(BaseModel):
+    """One annotator account the service sets up in Label Studio."""
+
+    email: str = Field(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+$")
+    password: SecretStr
+
+
 class LabelStudioSettings(BaseModel):
     """Where Label Studio runs and how the service reaches it."""
 
@@ -17,6 +24,12 @@ class LabelStudioSettings(BaseModel):
     project_title: str = "activelabel"
     timeout_s: float = Field(default=60.0, gt=0)
     executable: Path = Path(".venv-ls/bin/label-studio")
+    # Sent by Label Studio in a header with every webhook; generated into the data dir when unset.
+    webhook_secret: SecretStr | None = None
+    webhook_max_bytes: int = Field(default=2**20, ge=1024)
+    reconcile_every_s: float = Field(default=300.0, ge=0)  # 0: only on demand
+    reconcile_overlap_s: float = Field(default=5.0, ge=0)  # re-read before the watermark
+    annotators: list[AnnotatorSettings] = Field(default_factory=list)
 
 
 class ModelSettings(BaseModel):

@@ -5,13 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from models.uncertainty import get_strategy, rank_by_score
 from service.context import ServiceContext
 from service.core.errors import NoModel
-from service.core.orm import Image, Round, RoundItem
+from service.core.orm import Annotation, DeletedTask, Image, Round, RoundItem
 from service.core.progress import Progress, no_progress, scaled
 from service.learning.training import current_model, needs_training, train_model
 from service.pool.embeddings import ensure_embeddings, stack
@@ -25,15 +25,37 @@ class RoundRequest:
 
 
 def candidate_images(session: Session) -> list[Image]:
-    """Usable images with no confirmed label that were never sent to annotators."""
-    already_sent = select(RoundItem.image_id)
+    """Usable images with no confirmed label that no live task holds.
+
+    A task holds its image while it waits for annotators or has an accepted annotation.
+    It lets the image go back to the pool when it was deleted, or when every live
+    annotation on it is cancelled (skipped) or rejected. A round that was selected but
+    never pushed holds nothing; one cut off mid-push (`pushing`) holds its images, since
+    resuming it matches them to the tasks already imported.
+    """
+    live = Annotation.deleted.is_(False)
+    accepted = func.sum(case((Annotation.status == "accepted", 1), else_=0))
+    released = (
+        select(Annotation.task_id).where(live).group_by(Annotation.task_id).having(accepted == 0)
+    )
+    held_by_task = select(RoundItem.image_id).where(
+        RoundItem.task_id.is_not(None),
+        RoundItem.task_id.not_in(released),
+        RoundItem.task_id.not_in(select(DeletedTask.task_id)),
+    )
+    held_by_push = (
+        select(RoundItem.image_id)
+        .join(Round, Round.id == RoundItem.round_id)
+        .where(Round.status == "pushing", RoundItem.task_id.is_(None))
+    )
     return list(
         session.scalars(
             select(Image)
             .where(
                 Image.label.is_(None),
                 Image.unusable_reason.is_(None),
-                Image.id.not_in(already_sent),
+                Image.id.not_in(held_by_task),
+                Image.id.not_in(held_by_push),
             )
             .order_by(Image.id)
         )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from guides import example_guide_path, load_guide
 from labeling.tasks import StudioAnnotation
-from service.studio.sync import judge
+from service.studio.intake import judge
 
 GUIDE = load_guide(example_guide_path("fashion-mnist"))
 

@@ -1,0 +1,313 @@
+"""Storing annotations: one idempotent upsert shared by webhooks, reconciliation and full reads.
+
+Rows are keyed on Label Studio's annotation id and ordered by its `updated_at`: applying
+the same state twice changes nothing, and an older state never overwrites a newer one.
+Every query takes ids in chunks of at most `CHUNK` bound parameters; rows are loaded in
+bulk, never one query per annotation.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from guides import Guide
+from labeling.tasks import StudioAnnotation, StudioPrediction, StudioTask
+from service.core.orm import Annotation, DeletedTask, Image, utcnow
+
+CHUNK = 500  # bound parameters per IN list: far below SQLite's and PostgreSQL's limits
+T = TypeVar("T")
+
+
+def chunked(values: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """`values` in lists of at most `size` items, in order."""
+    if size < 1:
+        raise ValueError(f"size must be >= 1, got {size}")
+    batch: list[T] = []
+    for value in values:
+        batch.append(value)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+@dataclass(frozen=True)
+class AnnotationProblem:
+    annotation_id: int
+    task_id: int
+    code: str
+    message: str
+
+
+@dataclass
+class IntakeReport:
+    """What one intake pass did; `stale` counts states older than the stored one."""
+
+    new: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    stale: int = 0
+    cancelled: int = 0
+    deleted: int = 0
+    labeled_images: int = 0  # images whose label this pass re-resolved and set
+    problems: list[AnnotationProblem] = field(default_factory=list)
+
+
+def judge(annotation: StudioAnnotation, guide: Guide) -> tuple[str, str | None, str | None]:
+    """(status, label, problem) of one annotation against the guide; problem is 'code: text'."""
+    if annotation.was_cancelled:
+        return "cancelled", None, None
+    if annotation.image_id is None:
+        return "rejected", None, "unknown_task: the task names no image of this service"
+    if len(annotation.choices) != 1:
+        return "rejected", None, f"choice_count: expected one choice, got {annotation.choices}"
+    label = annotation.choices[0]
+    if not guide.has_label(label):
+        return "rejected", None, f"unknown_label: {label!r} is not a label of the guide"
+    return "accepted", label, None
+
+
+def store_annotations(
+    session: Session,
+    annotations: Sequence[StudioAnnotation],
+    *,
+    guide: Guide,
+    shown: Mapping[int, StudioPrediction],
+    report: IntakeReport,
+    project_id: int | None,
+) -> set[int]:
+    """Upsert annotations (flush only); returns the image ids whose label must be re-resolved.
+
+    `shown` maps prediction ids to the predictions, to record what each annotator saw.
+    """
+    newest = _newest_per_id(annotations)
+    rows = rows_by_studio_id(session, list(newest))
+    known_images = _known_images(session, {a.image_id for a in newest.values() if a.image_id})
+    stamp = {"guide_version": str(guide.version), "guide_fingerprint": guide.fingerprint()}
+    touched: set[int | None] = set()
+    for annotation in newest.values():
+        row = rows.get(annotation.annotation_id)
+        if row is not None and _is_stale(row, annotation):
+            report.stale += 1
+            continue
+        values = _values(annotation, guide, shown, known_images)
+        values["project_id"] = (
+            project_id if project_id is not None else getattr(row, "project_id", None)
+        )
+        if row is not None and _same(row, values):
+            report.unchanged += 1
+            continue
+        if row is None:
+            session.add(
+                Annotation(studio_annotation_id=annotation.annotation_id, **values, **stamp)
+            )
+            report.new += 1
+        else:
+            touched.add(row.image_id)
+            for name, value in values.items():
+                setattr(row, name, value)
+            row.synced_at = utcnow()
+            report.updated += 1
+        touched.add(values["image_id"])
+        _note(report, annotation, values)
+    session.flush()
+    return {image_id for image_id in touched if image_id is not None}
+
+
+def delete_annotations(
+    session: Session, annotation_ids: Sequence[int], report: IntakeReport
+) -> set[int]:
+    """Flag these annotations deleted; returns the image ids to re-resolve."""
+    rows = rows_by_studio_id(session, annotation_ids)
+    return _flag_deleted(rows.values(), report)
+
+
+def delete_tasks(session: Session, task_ids: Sequence[int], report: IntakeReport) -> set[int]:
+    """Flag every annotation of these tasks deleted and remember the tasks as gone."""
+    ids = sorted(set(task_ids))
+    touched: set[int] = set()
+    for batch in chunked(ids):
+        rows = session.scalars(select(Annotation).where(Annotation.task_id.in_(batch)))
+        touched |= _flag_deleted(rows, report)
+        gone = set(
+            session.scalars(select(DeletedTask.task_id).where(DeletedTask.task_id.in_(batch)))
+        )
+        session.add_all(DeletedTask(task_id=task_id) for task_id in batch if task_id not in gone)
+    session.flush()
+    return touched
+
+
+def delete_missing(session: Session, tasks: Sequence[StudioTask], report: IntakeReport) -> set[int]:
+    """Flag stored annotations that these tasks (as just read) no longer hold.
+
+    An annotation created after the task was read (a webhook racing the read) is kept.
+    """
+    by_task = {task.task_id: task for task in tasks}
+    current = {task.task_id: {a.annotation_id for a in task.annotations} for task in tasks}
+    missing: list[Annotation] = []
+    for batch in chunked(sorted(by_task)):
+        rows = session.scalars(
+            select(Annotation).where(Annotation.task_id.in_(batch), Annotation.deleted.is_(False))
+        )
+        for row in rows:
+            read_at = as_utc(by_task[row.task_id].updated_at)
+            created = as_utc(row.studio_created_at)
+            if row.studio_annotation_id in current[row.task_id]:
+                continue
+            if read_at is not None and created is not None and created > read_at:
+                continue
+            missing.append(row)
+    return _flag_deleted(missing, report)
+
+
+def resolve_labels(session: Session, image_ids: Iterable[int]) -> int:
+    """Set each image's label to the majority of its live accepted annotations.
+
+    The latest annotation breaks ties; an image whose annotations are all gone loses the
+    label they gave it. Returns how many images carry an annotation label afterwards.
+    """
+    labeled = 0
+    for batch in chunked(sorted(set(image_ids))):
+        images = session.scalars(select(Image).where(Image.id.in_(batch)))
+        accepted: dict[int, list[str]] = defaultdict(list)
+        rows = session.execute(
+            select(Annotation.image_id, Annotation.label)
+            .where(
+                Annotation.image_id.in_(batch),
+                Annotation.status == "accepted",
+                Annotation.deleted.is_(False),
+            )
+            .order_by(Annotation.studio_updated_at, Annotation.studio_annotation_id)
+        )
+        for image_id, label in rows:
+            accepted[image_id].append(label)
+        for image in images:
+            labeled += _set_label(image, accepted.get(image.id, []))
+    session.flush()
+    return labeled
+
+
+def rows_by_studio_id(session: Session, annotation_ids: Sequence[int]) -> dict[int, Annotation]:
+    """Stored rows by Label Studio annotation id, loaded in chunks."""
+    found: dict[int, Annotation] = {}
+    for batch in chunked(sorted(set(annotation_ids))):
+        query = select(Annotation).where(Annotation.studio_annotation_id.in_(batch))
+        found.update((row.studio_annotation_id, row) for row in session.scalars(query))
+    return found
+
+
+def _set_label(image: Image, labels: list[str]) -> int:
+    if not labels:
+        if image.label_source == "annotation":
+            image.label, image.label_source, image.labeled_at = None, None, utcnow()
+        return 0
+    votes = Counter(labels)
+    best = max(votes.values())
+    label = next(name for name in reversed(labels) if votes[name] == best)
+    if image.label != label or image.label_source != "annotation":
+        image.label, image.label_source, image.labeled_at = label, "annotation", utcnow()
+    return 1
+
+
+def _flag_deleted(rows: Iterable[Annotation], report: IntakeReport) -> set[int]:
+    touched: set[int] = set()
+    now = utcnow()
+    for row in rows:
+        if row.deleted:
+            continue
+        row.deleted, row.deleted_at = True, now
+        report.deleted += 1
+        if row.image_id is not None:
+            touched.add(row.image_id)
+    return touched
+
+
+def _newest_per_id(annotations: Sequence[StudioAnnotation]) -> dict[int, StudioAnnotation]:
+    newest: dict[int, StudioAnnotation] = {}
+    for annotation in annotations:
+        held = newest.get(annotation.annotation_id)
+        if held is None or _order(annotation.updated_at) >= _order(held.updated_at):
+            newest[annotation.annotation_id] = annotation
+    return newest
+
+
+def _is_stale(row: Annotation, annotation: StudioAnnotation) -> bool:
+    """True when the stored state is newer than `annotation` (or deleted and not older)."""
+    stored, incoming = _order(row.studio_updated_at), _order(annotation.updated_at)
+    return incoming < stored or (row.deleted and incoming <= stored)
+
+
+def _values(
+    annotation: StudioAnnotation,
+    guide: Guide,
+    shown: Mapping[int, StudioPrediction],
+    known_images: set[int],
+) -> dict[str, Any]:
+    status, label, problem = judge(annotation, guide)
+    code = problem.partition(": ")[0] if problem else None
+    prediction = shown.get(annotation.parent_prediction) if annotation.parent_prediction else None
+    return {
+        "task_id": annotation.task_id,
+        "image_id": annotation.image_id if annotation.image_id in known_images else None,
+        "status": status,
+        "label": label,
+        "problem_code": code,
+        "problem": problem,
+        "annotator": annotation.completed_by,
+        "lead_time": annotation.lead_time,
+        "shown_prediction_id": annotation.parent_prediction,
+        "shown_model_version": prediction.model_version if prediction else None,
+        "shown_label": prediction.label if prediction else None,
+        "studio_created_at": annotation.created_at,
+        "studio_updated_at": annotation.updated_at,
+        "deleted": False,
+    }
+
+
+def _same(row: Annotation, values: dict[str, Any]) -> bool:
+    for name, value in values.items():
+        stored = getattr(row, name)
+        if isinstance(value, datetime) or isinstance(stored, datetime):
+            stored, value = as_utc(stored), as_utc(value)
+        if stored != value:
+            return False
+    return True
+
+
+def _note(report: IntakeReport, annotation: StudioAnnotation, values: dict[str, Any]) -> None:
+    if values["status"] == "cancelled":
+        report.cancelled += 1
+    if values["problem"]:
+        code, _, message = str(values["problem"]).partition(": ")
+        report.problems.append(
+            AnnotationProblem(annotation.annotation_id, annotation.task_id, code, message)
+        )
+
+
+def _known_images(session: Session, image_ids: set[int | None]) -> set[int]:
+    known: set[int] = set()
+    for batch in chunked(sorted(i for i in image_ids if i is not None)):
+        known.update(session.scalars(select(Image.id).where(Image.id.in_(batch))))
+    return known
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes: read them as UTC."""
+    if value is None or value.tzinfo is not None:
+        return value
+    return value.replace(tzinfo=UTC)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _order(value: datetime | None) -> datetime:
+    return as_utc(value) or _EPOCH

@@ -1,0 +1,230 @@
+"""The webhook endpoint: secret checked, bad bodies refused, events stored then applied once."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import select
+
+from service.core.orm import Annotation, Image
+from service.core.settings import LabelStudioSettings
+from service.studio.tables import WebhookEvent
+from service.studio.webhooks import SECRET_HEADER
+from tests.helpers import ImagePool, api_client, make_settings
+from tests.studio.conftest import add_images
+
+SECRET = "a-shared-webhook-secret"
+URL = "/v1/webhooks/label-studio"
+HEADERS = {SECRET_HEADER: SECRET}
+
+
+@pytest.fixture
+def client(tmp_path: Path, fashion_pool: ImagePool) -> Iterator[TestClient]:
+    """The service with Label Studio unreachable: webhooks must not need it."""
+    studio = LabelStudioSettings(
+        url="http://127.0.0.1:9",
+        api_key=SecretStr("0" * 40),
+        timeout_s=2,
+        webhook_secret=SecretStr(SECRET),
+        webhook_max_bytes=64 * 1024,
+        reconcile_every_s=0,
+    )
+    with api_client(make_settings(tmp_path, fashion_pool, label_studio=studio)) as client:
+        yield client
+
+
+@pytest.fixture
+def image_id(client: TestClient) -> int:
+    with client.app.state.context.sessions() as session:  # type: ignore[attr-defined]
+        return add_images(session, 1)[0]
+
+
+def created(
+    annotation_id: int,
+    image_id: int,
+    label: str,
+    *,
+    updated: str = "2026-11-28T01:27:02.994644Z",
+    action: str = "ANNOTATION_CREATED",
+    prediction: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """An annotation event shaped as Label Studio 1.23 sends it (fields the service ignores cut)."""
+    task_id = 500 + image_id
+    return {
+        "action": action,
+        "annotation": {
+            "id": annotation_id,
+            "result": [
+                {
+                    "from_name": "label",
+                    "to_name": "image",
+                    "type": "choices",
+                    "value": {"choices": [label]},
+                }
+            ],
+            "was_cancelled": False,
+            "created_at": "2026-11-28T01:27:02.994594Z",
+            "updated_at": updated,
+            "lead_time": 2.5,
+            "prediction": prediction or {},
+            "task": task_id,
+            "project": 1,
+            "completed_by": 2,
+            "parent_prediction": prediction["id"] if prediction else None,
+        },
+        "task": {"id": task_id, "data": {"image": "http://x/1.png", "image_id": image_id}},
+        "project": {"id": 1, "title": "activelabel"},
+    }
+
+
+def send(client: TestClient, body: dict[str, Any] | bytes, **headers: str) -> Any:
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return client.post(URL, content=content, headers={**HEADERS, **headers})
+
+
+def rows(client: TestClient) -> list[Annotation]:
+    with client.app.state.context.sessions() as session:  # type: ignore[attr-defined]
+        return list(session.scalars(select(Annotation).order_by(Annotation.id)))
+
+
+def events(client: TestClient) -> list[WebhookEvent]:
+    with client.app.state.context.sessions() as session:  # type: ignore[attr-defined]
+        return list(session.scalars(select(WebhookEvent).order_by(WebhookEvent.id)))
+
+
+def test_an_event_is_stored_then_applied_with_the_prediction_shown(
+    client: TestClient, image_id: int
+) -> None:
+    prediction = {
+        "id": 9,
+        "model_version": "h-0123456789",
+        "result": [
+            {
+                "from_name": "label",
+                "to_name": "image",
+                "type": "choices",
+                "value": {"choices": ["Coat"]},
+            }
+        ],
+    }
+    response = send(client, created(1, image_id, "Bag", prediction=prediction))
+    assert response.status_code == 202, response.text
+    assert response.json()["duplicate"] is False
+    (row,) = rows(client)
+    assert (row.label, row.annotator, row.lead_time) == ("Bag", 2, 2.5)
+    assert (row.shown_prediction_id, row.shown_model_version, row.shown_label) == (
+        9,
+        "h-0123456789",
+        "Coat",
+    )
+    assert [e.status for e in events(client)] == ["applied"]
+    listed = client.get("/v1/annotations", params={"image_id": image_id}).json()["items"]
+    assert [(a["label"], a["shown_label"], a["guide_version"]) for a in listed] == [
+        ("Bag", "Coat", row.guide_version)
+    ]
+
+
+def test_a_missing_or_forged_secret_is_refused_and_nothing_is_stored(
+    client: TestClient, image_id: int
+) -> None:
+    body = json.dumps(created(1, image_id, "Bag")).encode()
+    missing = client.post(URL, content=body)
+    forged = client.post(URL, content=body, headers={SECRET_HEADER: SECRET[:-1] + "X"})
+    for response in (missing, forged):
+        assert response.status_code == 401
+        assert response.json()["error"]["code"] == "invalid_webhook_secret"
+    assert events(client) == [] and rows(client) == []
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "code"),
+    [
+        (b"\x00\xffnot json", 400, "invalid_webhook"),
+        (b"[1, 2, 3]", 400, "invalid_webhook"),
+        (
+            json.dumps({"action": "ANNOTATION_CREATED", "task": {"id": 1}}).encode(),
+            400,
+            "invalid_webhook",
+        ),
+        (
+            json.dumps({"action": "TASKS_DELETED", "tasks": [{"id": "x"}]}).encode(),
+            400,
+            "invalid_webhook",
+        ),
+        (
+            json.dumps({"action": "PROJECT_UPDATED", "project": {"id": 1}}).encode(),
+            422,
+            "unsupported_webhook_action",
+        ),
+        (
+            b'{"action": "TASKS_DELETED", "tasks": [], "pad": "' + b"x" * 70_000 + b'"}',
+            413,
+            "payload_too_large",
+        ),
+    ],
+)
+def test_garbage_and_oversized_bodies_get_a_4xx_with_a_stable_code(
+    client: TestClient, body: bytes, status: int, code: str
+) -> None:
+    response = send(client, body)
+    assert response.status_code == status, response.text
+    assert response.json()["error"]["code"] == code
+    assert events(client) == []
+
+
+def test_replayed_and_reordered_events_never_undo_a_newer_state(
+    client: TestClient, image_id: int
+) -> None:
+    first = created(1, image_id, "Bag")
+    edit = created(1, image_id, "Coat", updated="2026-11-28T01:30:00Z", action="ANNOTATION_UPDATED")
+    assert send(client, edit).status_code == 202  # the edit arrives first
+    assert send(client, first).status_code == 202  # then the older creation
+    replay = send(client, edit)
+    assert replay.status_code == 202 and replay.json()["duplicate"] is True
+    (row,) = rows(client)
+    assert row.label == "Coat"
+    assert len(events(client)) == 2
+    with client.app.state.context.sessions() as session:  # type: ignore[attr-defined]
+        assert session.get(Image, image_id).label == "Coat"
+
+
+def test_unknown_labels_are_stored_as_rejected(client: TestClient, image_id: int) -> None:
+    assert send(client, created(1, image_id, "Hat")).status_code == 202
+    (row,) = rows(client)
+    assert (row.status, row.problem_code, row.label) == ("rejected", "unknown_label", None)
+
+
+def test_deleted_annotations_and_tasks_are_flagged_and_the_label_re_resolved(
+    client: TestClient, image_id: int
+) -> None:
+    send(client, created(1, image_id, "Bag"))
+    send(client, created(2, image_id, "Coat", updated="2026-11-28T01:29:00Z"))
+    deleted = {"action": "ANNOTATIONS_DELETED", "annotations": [{"id": 2}], "project": {"id": 1}}
+    assert send(client, deleted).status_code == 202
+    assert [(r.studio_annotation_id, r.deleted) for r in rows(client)] == [(1, False), (2, True)]
+    with client.app.state.context.sessions() as session:  # type: ignore[attr-defined]
+        assert session.get(Image, image_id).label == "Bag"
+    gone = {"action": "TASKS_DELETED", "tasks": [{"id": 500 + image_id}], "project": {"id": 1}}
+    assert send(client, gone).status_code == 202
+    assert all(r.deleted for r in rows(client))
+    with client.app.state.context.sessions() as session:  # type: ignore[attr-defined]
+        assert session.get(Image, image_id).label is None
+
+
+def test_an_event_that_cannot_be_applied_yet_stays_pending(
+    client: TestClient, image_id: int
+) -> None:
+    """The shown prediction must be read from Label Studio, which is down: nothing is lost."""
+    body = created(1, image_id, "Bag")
+    body["annotation"]["parent_prediction"] = 41  # not sent inline, never seen before
+    assert send(client, body).status_code == 202
+    (event,) = events(client)
+    assert (event.status, event.attempts) == ("pending", 1)
+    assert "LabelStudioUnavailable" in (event.error or "")
+    assert rows(client) == []
