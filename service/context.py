@@ -9,6 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guides import Guide
 from labeling.gateway import LabelStudioGateway
+from service.auth.signing import MediaSigner
 from service.core.settings import Settings
 from service.learning.runtime import ModelRuntime
 
@@ -21,3 +22,4 @@ class ServiceContext:
     sessions: sessionmaker[Session]
     runtime: ModelRuntime
     gateway: LabelStudioGateway
+    media: MediaSigner  # signs the image URLs handed to annotators' browsers

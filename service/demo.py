@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from fastapi import FastAPI
 from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
@@ -20,6 +21,7 @@ from rich.table import Table
 from labeling.local_server import LocalLabelStudio, free_loopback_port, new_api_token
 from models.datasets import load_fashion_mnist, write_pngs
 from service.api.app import create_app
+from service.auth.keys import create_key
 from service.core.settings import Settings
 
 console = Console()
@@ -78,10 +80,8 @@ def start_label_studio(options: DemoOptions, executable: Path) -> LocalLabelStud
     return server
 
 
-def start_service(settings: Settings, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
+def start_service(app: FastAPI, port: int) -> uvicorn.Server:
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="activelabel-service", daemon=True)
     thread.start()
     deadline = time.monotonic() + 120
@@ -134,7 +134,7 @@ def drive_round(
 ) -> dict[str, Any]:
     """Register the pool, seed labels, run one round; returns the round."""
     registered = follow_job(
-        client, _post(client, "/images/register", {"folder": str(folder)}), "registering images"
+        client, _post(client, "/v1/images/register", {"folder": str(folder)}), "registering images"
     )
     console.print(
         f"registered {registered['registered']} new images "
@@ -146,13 +146,13 @@ def drive_round(
         {"image_id": ids_by_path[str(folder / f"{p:05d}.png")], "label": name}
         for p, name in seeds.items()
     ]
-    seeded = _post(client, "/labels", {"labels": body, "source": "seed"})
+    seeded = _post(client, "/v1/labels", {"labels": body, "source": "seed"})
     console.print(
         f"seeded the model with {seeded['imported']} known labels "
         f"({len(seeded['kept_annotated'])} kept as annotators labeled them)"
     )
-    result = follow_job(client, _post(client, "/rounds", {"k": options.k}), "running a round")
-    return dict(client.get(f"/rounds/{result['round_id']}").raise_for_status().json())
+    result = follow_job(client, _post(client, "/v1/rounds", {"k": options.k}), "running a round")
+    return dict(client.get(f"/v1/rounds/{result['round_id']}").raise_for_status().json())
 
 
 def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -164,16 +164,24 @@ def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, An
 
 def _image_ids_by_path(client: httpx.Client) -> dict[str, int]:
     found: dict[str, int] = {}
-    offset = 0
+    params: dict[str, Any] = {"limit": 1000}
     while True:
-        page = client.get("/images", params={"offset": offset, "limit": 1000}).json()
+        page = client.get("/v1/images", params=params).raise_for_status().json()
         found.update({item["path"]: item["id"] for item in page["items"]})
-        offset += len(page["items"])
-        if not page["items"] or offset >= page["total"]:
+        if page["next_cursor"] is None:
             return found
+        params["cursor"] = page["next_cursor"]
 
 
-def print_summary(round_: dict[str, Any], studio: LocalLabelStudio, service_url: str) -> None:
+def pipeline_key(app: FastAPI) -> str:
+    """A new API key for the pipeline user, made in the running service's database."""
+    with app.state.context.sessions() as session:
+        return create_key(session, "demo pipeline").token.get_secret_value()
+
+
+def print_summary(
+    round_: dict[str, Any], studio: LocalLabelStudio, service_url: str, api_key: str
+) -> None:
     table = Table(title=f"round {round_['id']}: the {len(round_['items'])} most uncertain images")
     for column in ("rank", "task", "suggested label", "p", "uncertainty"):
         table.add_column(column)
@@ -195,6 +203,11 @@ def print_summary(round_: dict[str, Any], studio: LocalLabelStudio, service_url:
     console.print(f"scored {round_['pool_size']} unlabeled images; {embedded}", soft_wrap=True)
     console.print(f"model version: {round_['model_version']}", soft_wrap=True)
     console.print(f"service:       {service_url}  (API docs at {service_url}/docs)", soft_wrap=True)
+    console.print(f"API key:       {api_key}", soft_wrap=True)
+    console.print(
+        f"try:           curl -H 'Authorization: Bearer {api_key}' {service_url}/v1/rounds",
+        soft_wrap=True,
+    )
     console.print(f"Label Studio:  {studio.url}", soft_wrap=True)
     console.print(f"login:         {studio.username} / {studio.password}", soft_wrap=True)
     console.print(f"project:       {round_['project_url']}", soft_wrap=True)
@@ -227,12 +240,15 @@ def run_demo(options: DemoOptions, settings: Settings) -> None:
                 ),
             }
         )
+        app = create_app(configured)
         with console.status("loading the model and starting the service"):
-            server = start_service(configured, port)
-        with httpx.Client(base_url=service_url, timeout=60) as client:
-            class_names = [label["name"] for label in client.get("/guide").json()["labels"]]
+            server = start_service(app, port)
+        api_key = pipeline_key(app)
+        headers = {"Authorization": f"Bearer {api_key}"}
+        with httpx.Client(base_url=service_url, timeout=60, headers=headers) as client:
+            class_names = [label["name"] for label in client.get("/v1/guide").json()["labels"]]
             round_ = drive_round(client, folder, labels, options, class_names)
-        print_summary(round_, studio, service_url)
+        print_summary(round_, studio, service_url, api_key)
         if options.wait:
             console.print("ready: press Ctrl-C to stop the service and Label Studio")
             _wait_for_interrupt()

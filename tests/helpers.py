@@ -1,8 +1,10 @@
-"""Small helpers the tests share (HTTP polling of jobs)."""
+"""Small helpers the tests share: settings, an authorised client, HTTP polling of jobs."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -10,6 +12,8 @@ from typing import Any
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from service.api.app import create_app
+from service.auth.keys import create_key
 from service.core.settings import LabelStudioSettings, ModelSettings, Settings
 
 # Small inputs keep the CPU-only suite quick; the demo and benchmarks use the default 224.
@@ -42,6 +46,32 @@ def make_settings(tmp_path: Path, pool: ImagePool, **overrides: object) -> Setti
     return Settings(**values)  # type: ignore[arg-type]
 
 
+@contextmanager
+def api_client(settings: Settings) -> Iterator[TestClient]:
+    """A started app whose client sends a key freshly created through the real key store."""
+    app = create_app(settings)
+    with TestClient(app) as client:
+        with app.state.context.sessions() as session:
+            issued = create_key(session, "tests")
+        client.headers["Authorization"] = f"Bearer {issued.token.get_secret_value()}"
+        yield client
+
+
+def all_items(client: TestClient, path: str, **params: Any) -> list[dict[str, Any]]:
+    """Every item of a paginated list, following `next_cursor` to the last page."""
+    items: list[dict[str, Any]] = []
+    cursor: str | None = None
+    while True:
+        query = dict(params, **({"cursor": cursor} if cursor else {}))
+        response = client.get(path, params=query)
+        assert response.status_code == 200, response.text
+        page = response.json()
+        items.extend(page["items"])
+        cursor = page["next_cursor"]
+        if cursor is None:
+            return items
+
+
 def wait_for_job(
     client: TestClient, accepted: dict[str, Any], *, timeout_s: float = 300
 ) -> dict[str, Any]:
@@ -56,7 +86,7 @@ def wait_for_job(
 
 
 def register_pool(client: TestClient, folder: str) -> dict[str, Any]:
-    response = client.post("/images/register", json={"folder": folder})
+    response = client.post("/v1/images/register", json={"folder": folder})
     assert response.status_code == 202, response.text
     job = wait_for_job(client, response.json())
     assert job["status"] == "succeeded", job
@@ -64,5 +94,5 @@ def register_pool(client: TestClient, folder: str) -> dict[str, Any]:
 
 
 def image_ids_by_name(client: TestClient) -> dict[str, int]:
-    items = client.get("/images", params={"limit": 1000}).json()["items"]
+    items = all_items(client, "/v1/images", limit=1000)
     return {item["path"].rsplit("/", 1)[-1]: item["id"] for item in items}

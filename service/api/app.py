@@ -6,13 +6,15 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from guides import Guide, example_guide_path, load_guide
 from labeling.gateway import LabelStudioGateway
+from service.api.deps import require_api_key
 from service.api.errors import install_error_handlers
-from service.api.routes import health, images, jobs, labels, rounds
+from service.api.routes import guide, health, images, jobs, labels, media, rounds
+from service.auth.signing import media_signer
 from service.context import ServiceContext
 from service.core.db import make_engine, session_factory
 from service.core.settings import Settings, get_settings
@@ -44,6 +46,7 @@ def build_context(settings: Settings) -> ServiceContext:
         sessions=session_factory(engine),
         runtime=runtime,
         gateway=gateway,
+        media=media_signer(settings),
     )
 
 
@@ -74,10 +77,24 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_origins,
-        allow_methods=["GET"],
-        allow_headers=["*"],
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type"],
     )
     install_error_handlers(app)
-    for module in (health, images, labels, rounds, jobs):
-        app.include_router(module.router)
+    include_routes(app)
     return app
+
+
+API_PREFIX = "/v1"
+# Every router here needs an API key; the key dependency is attached once per router.
+PROTECTED_ROUTERS = (guide.router, images.router, labels.router, rounds.router, jobs.router)
+PUBLIC_ROUTERS = (health.router, media.router)  # media checks its URL's signature instead
+
+
+def include_routes(app: FastAPI) -> None:
+    """Mount every router under /v1; health also answers at the root for probes."""
+    app.include_router(health.router, include_in_schema=False)
+    for router in PUBLIC_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX)
+    for router in PROTECTED_ROUTERS:
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_api_key)])

@@ -27,7 +27,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def known(_request: Request, exc: Exception) -> JSONResponse:
         status, code, message, details = classify(exc)
-        return JSONResponse(error_body(code, message, details), status_code=status)
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return JSONResponse(error_body(code, message, details), status_code=status, headers=headers)
 
     async def validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
         details = [

@@ -41,13 +41,13 @@ class ImageOut(BaseModel):
     label: str | None
     label_source: str | None
     unusable_reason: str | None
+    media_url: str = Field(description="a signed, expiring URL of the image file")
 
 
-class ImagePage(BaseModel):
+class ImageCounts(BaseModel):
     total: int
     labeled: int
     unusable: int
-    items: list[ImageOut]
 
 
 class KnownLabelIn(BaseModel):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -45,6 +46,15 @@ class ModelSettings(BaseModel):
     min_labels_to_train: int = Field(default=10, ge=2)
 
 
+class AuthSettings(BaseModel):
+    """API keys, signed media URLs and which browser origins may call the service."""
+
+    media_signing_secret: SecretStr | None = None  # generated into the data dir when unset
+    # A signed media URL must outlive the task that shows it; refreshed suggestions re-sign.
+    media_url_lifetime_s: int = Field(default=180 * 86_400, ge=60)
+    cors_origins: list[str] | None = None  # None: the Label Studio URL's origin only
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment (prefix ACTIVELABEL_, nesting `__`)."""
 
@@ -57,16 +67,24 @@ class Settings(BaseSettings):
     guide_path: Path | None = None
     allowed_roots: list[Path] = Field(default_factory=list)
     public_url: str = "http://127.0.0.1:8000"
-    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     max_upload_bytes: int = Field(default=20 * 2**20, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     label_studio: LabelStudioSettings = Field(default_factory=LabelStudioSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
 
     @property
     def resolved_database_url(self) -> str:
         """The configured database URL, or a SQLite file in the data directory."""
         return self.database_url or f"sqlite:///{self.data_dir / 'activelabel.db'}"
+
+    @property
+    def cors_origins(self) -> list[str]:
+        """Origins whose browsers may call the service: configured, else Label Studio's."""
+        if self.auth.cors_origins is not None:
+            return list(self.auth.cors_origins)
+        parts = urlsplit(self.label_studio.url)
+        return [f"{parts.scheme}://{parts.netloc}"]
 
     @property
     def checkpoint_dir(self) -> Path:

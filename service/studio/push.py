@@ -36,7 +36,7 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     round_.status = "pushing"
     session.commit()
     pending = [item for item in items if item.task_id is None]
-    drafts = [_draft(item, round_, ctx.settings.public_url) for item in pending]
+    drafts = [_draft(item, round_, ctx.media.url(item.image_id)) for item in pending]
     for item, task_id in zip(pending, ctx.gateway.import_tasks(project_id, drafts), strict=True):
         item.task_id = task_id
     round_.status = "pushed"
@@ -46,10 +46,10 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     return round_
 
 
-def _draft(item: RoundItem, round_: Round, public_url: str) -> TaskDraft:
+def _draft(item: RoundItem, round_: Round, image_url: str) -> TaskDraft:
     return TaskDraft(
         image_id=item.image_id,
-        image_url=f"{public_url.rstrip('/')}/media/{item.image_id}",
+        image_url=image_url,  # signed and expiring: the browser needs no API key
         suggestion=Suggestion(
             label=item.predicted_label,
             score=item.predicted_probability,

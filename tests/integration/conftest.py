@@ -16,9 +16,8 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
 from labeling.local_server import LocalLabelStudio, copy_data_dir
-from service.api.app import create_app
 from service.core.settings import LabelStudioSettings, get_settings
-from tests.helpers import ImagePool, make_settings
+from tests.helpers import ImagePool, api_client, make_settings
 from tests.integration.studio_http import StudioClient
 
 
@@ -81,6 +80,5 @@ def service(
         api_key=SecretStr(label_studio.api_token),
         project_title=f"test {uuid.uuid4().hex[:10]}",
     )
-    app = create_app(make_settings(tmp_path, fashion_pool, label_studio=settings))
-    with TestClient(app) as client:
+    with api_client(make_settings(tmp_path, fashion_pool, label_studio=settings)) as client:
         yield client

@@ -18,7 +18,7 @@ def seed(client: TestClient, pool: ImagePool, per_class: int) -> set[int]:
             counts[label] += 1
             chosen[ids[f"{position:05d}.png"]] = FASHION_MNIST_CLASSES[label]
     response = client.post(
-        "/labels",
+        "/v1/labels",
         json={
             "labels": [{"image_id": image_id, "label": label} for image_id, label in chosen.items()]
         },
@@ -28,10 +28,10 @@ def seed(client: TestClient, pool: ImagePool, per_class: int) -> set[int]:
 
 
 def run_round(client: TestClient, k: int) -> dict:
-    job = wait_for_job(client, client.post("/rounds", json={"k": k}).json())
+    job = wait_for_job(client, client.post("/v1/rounds", json={"k": k}).json())
     assert job["status"] == "succeeded", job
     assert job["percent"] == 100
-    return dict(client.get(f"/rounds/{job['result']['round_id']}").json())
+    return dict(client.get(f"/v1/rounds/{job['result']['round_id']}").json())
 
 
 def project_title(client: TestClient) -> str:

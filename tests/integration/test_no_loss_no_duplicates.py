@@ -9,7 +9,7 @@ from sqlalchemy import update
 from labeling.gateway import LabelStudioGateway
 from labeling.local_server import LocalLabelStudio
 from service.core.orm import Round, RoundItem
-from tests.helpers import ImagePool, register_pool, wait_for_job
+from tests.helpers import ImagePool, all_items, register_pool, wait_for_job
 from tests.integration.flows import project_title, run_round, seed
 from tests.integration.studio_http import StudioClient
 
@@ -31,13 +31,13 @@ def test_a_round_selected_while_studio_is_down_is_pushed_once_it_is_back(
     context = service.app.state.context  # type: ignore[attr-defined]
     real_gateway = context.gateway
     context.gateway = LabelStudioGateway("http://127.0.0.1:9", label_studio.api_token, timeout_s=2)
-    job = wait_for_job(service, service.post("/rounds", json={"k": K}).json())
+    job = wait_for_job(service, service.post("/v1/rounds", json={"k": K}).json())
     assert job["error"]["code"] == "label_studio_unavailable"
-    (round_,) = service.get("/rounds").json()
+    (round_,) = service.get("/v1/rounds").json()["items"]
     context.gateway.close()
     context.gateway = real_gateway
 
-    pushed = service.post(f"/rounds/{round_['id']}/push").json()
+    pushed = service.post(f"/v1/rounds/{round_['id']}/push").json()
     assert pushed["status"] == "pushed" and all(i["task_id"] for i in pushed["items"])
     # The state a push leaves when cut off after the import, before the task ids were stored.
     with context.sessions() as session:
@@ -46,7 +46,7 @@ def test_a_round_selected_while_studio_is_down_is_pushed_once_it_is_back(
         )
         session.execute(update(Round).where(Round.id == round_["id"]).values(status="pushing"))
         session.commit()
-    replayed = service.post(f"/rounds/{round_['id']}/push").json()
+    replayed = service.post(f"/v1/rounds/{round_['id']}/push").json()
     assert [i["task_id"] for i in replayed["items"]] == [i["task_id"] for i in pushed["items"]]
     tasks = studio.tasks(studio.project_by_title(project_title(service))["id"])
     assert len(tasks) == K
@@ -70,26 +70,26 @@ def test_every_annotation_is_kept_and_bad_ones_are_reported(
     )
     assert skipped.status_code == 201, skipped.text
 
-    report = service.post("/annotations/sync").json()
+    report = service.post("/v1/annotations/sync").json()
     assert (report["new"], report["cancelled"], report["labeled_images"]) == (5, 1, 2)
     assert [(p["task_id"], p["code"]) for p in report["problems"]] == [
         (tasks[2]["id"], "unknown_label")
     ]
 
     studio.update_annotation(first["id"], "Coat")  # the annotator corrects themself
-    again = service.post("/annotations/sync").json()
+    again = service.post("/v1/annotations/sync").json()
     assert (again["new"], again["updated"], again["unchanged"]) == (0, 1, 4)
     labels = {
         row["image_id"]: row["label"]
-        for row in service.get("/labels/export").json()
+        for row in all_items(service, "/v1/labels")
         if row["source"] == "annotation"
     }
     assert labels == {items[0]["image_id"]: "Coat", items[1]["image_id"]: "Sneaker"}
 
     deleted = studio.http.delete(f"/api/annotations/{first['id']}/")
     assert deleted.status_code == 204
-    service.post("/annotations/sync")
-    kept = {row["image_id"]: row["label"] for row in service.get("/labels/export").json()}
+    service.post("/v1/annotations/sync")
+    kept = {row["image_id"]: row["label"] for row in all_items(service, "/v1/labels")}
     assert kept[items[0]["image_id"]] == "Coat", "a label once confirmed is never dropped"
 
 
@@ -104,7 +104,7 @@ def test_waiting_tasks_get_the_new_models_suggestion_after_a_retrain(
     assert project["model_version"] == second["model_version"]
     tasks = {t["id"]: t for t in studio.tasks(project["id"])}
     assert len(tasks) == 2 * K
-    refreshed = service.get(f"/rounds/{first['id']}").json()["items"]
+    refreshed = service.get(f"/v1/rounds/{first['id']}").json()["items"]
     for item in refreshed:
         versions = [p["model_version"] for p in tasks[item["task_id"]]["predictions"]]
         assert versions == [first["model_version"], second["model_version"]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
 
 import numpy as np
 import pytest
@@ -10,7 +11,13 @@ from fastapi.testclient import TestClient
 
 from models import BackboneSpec, embed_images, entropy, load_backbone, load_checkpoint
 from models.datasets import FASHION_MNIST_CLASSES
-from tests.helpers import TEST_IMAGE_SIZE, ImagePool, image_ids_by_name, register_pool
+from tests.helpers import (
+    TEST_IMAGE_SIZE,
+    ImagePool,
+    all_items,
+    image_ids_by_name,
+    register_pool,
+)
 from tests.integration.flows import project_title, run_round, seed
 from tests.integration.studio_http import StudioClient
 
@@ -43,20 +50,22 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
         assert prediction["model_version"] == round_["model_version"]
         assert prediction["result"][0]["value"]["choices"] == [item["predicted_label"]]
         assert prediction["score"] == pytest.approx(item["predicted_probability"], abs=1e-6)
-        assert task["data"]["image"].endswith(f"/media/{item['image_id']}")
+        image_url = urlsplit(task["data"]["image"])
+        assert image_url.path.endswith(f"/v1/media/{item['image_id']}")
+        assert {"exp", "sig"} <= set(parse_qs(image_url.query))
 
     # The ranking is the entropy ranking, recomputed here from the model files alone.
     check_ranking_independently(service, round_, seeds, tmp_path)
 
     # Annotators confirm half of the suggestions and correct the other half.
     expected = annotate(studio, tasks, items, fashion_pool, image_ids_by_name(service))
-    sync = service.post("/annotations/sync").json()
+    sync = service.post("/v1/annotations/sync").json()
     assert (sync["new"], sync["problems"], sync["labeled_images"]) == (K, [], K)
-    exported = {row["image_id"]: row for row in service.get("/labels/export").json()}
+    exported = {row["image_id"]: row for row in all_items(service, "/v1/labels")}
     for image_id, label in expected.items():
         assert exported[image_id]["label"] == label
         assert exported[image_id]["source"] == "annotation"
-    again = service.post("/annotations/sync").json()
+    again = service.post("/v1/annotations/sync").json()
     assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, K)
 
     # The next round retrains and never re-selects a labeled or already-sent image.
@@ -95,7 +104,7 @@ def check_ranking_independently(
 ) -> None:
     checkpoint = tmp_path / "service" / "checkpoints" / f"{round_['model_version']}.pt"
     head = load_checkpoint(checkpoint)
-    listing = client.get("/images", params={"limit": 1000}).json()["items"]
+    listing = all_items(client, "/v1/images", limit=1000)
     pool = [item for item in listing if item["id"] not in seeds]
     backbone = load_backbone(BackboneSpec(image_size=TEST_IMAGE_SIZE))
     result = embed_images([item["path"] for item in pool], backbone, batch_size=64)

@@ -10,15 +10,22 @@ from fastapi.testclient import TestClient
 from sqlalchemy import update
 
 from models.datasets import FASHION_MNIST_CLASSES
-from service.api.app import create_app
 from service.core.orm import Image
-from tests.helpers import ImagePool, image_ids_by_name, make_settings, register_pool, wait_for_job
+from tests.helpers import (
+    ImagePool,
+    all_items,
+    api_client,
+    image_ids_by_name,
+    make_settings,
+    register_pool,
+    wait_for_job,
+)
 
 
 @pytest.fixture
 def client(tmp_path: Path, fashion_pool: ImagePool, database_url: str) -> Iterator[TestClient]:
     settings = make_settings(tmp_path, fashion_pool, database_url=database_url)
-    with TestClient(create_app(settings)) as test_client:
+    with api_client(settings) as test_client:
         register_pool(test_client, str(fashion_pool.folder))
         yield test_client
 
@@ -36,26 +43,26 @@ def test_unknown_labels_are_refused_and_nothing_is_stored(
 ) -> None:
     body = seed_body(client, fashion_pool, 5)
     body.append({"image_id": body[0]["image_id"], "label": "Hat"})
-    response = client.post("/labels", json={"labels": body})
+    response = client.post("/v1/labels", json={"labels": body})
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "unknown_label" and error["details"]["unknown"] == ["Hat"]
-    assert client.get("/labels/export").json() == []
+    assert client.get("/v1/labels").json() == {"items": [], "next_cursor": None}
 
 
 def test_labels_for_unregistered_images_are_refused(client: TestClient) -> None:
-    response = client.post("/labels", json={"labels": [{"image_id": 10**6, "label": "Bag"}]})
+    response = client.post("/v1/labels", json={"labels": [{"image_id": 10**6, "label": "Bag"}]})
     assert (response.status_code, response.json()["error"]["code"]) == (404, "not_found")
 
 
 def test_a_round_without_labels_fails_with_a_clear_code(client: TestClient) -> None:
-    job = wait_for_job(client, client.post("/rounds", json={"k": 5}).json())
+    job = wait_for_job(client, client.post("/v1/rounds", json={"k": 5}).json())
     assert job["status"] == "failed"
     assert job["error"]["code"] == "not_enough_labels"
 
 
 def test_unknown_strategy_is_refused_before_any_work(client: TestClient) -> None:
-    response = client.post("/rounds", json={"k": 5, "strategy": "clairvoyance"})
+    response = client.post("/v1/rounds", json={"k": 5, "strategy": "clairvoyance"})
     assert response.status_code == 422
     error = response.json()["error"]
     assert error["code"] == "unknown_strategy" and "entropy" in error["details"]["available"]
@@ -65,18 +72,18 @@ def test_training_records_a_version_and_export_lists_seed_labels(
     client: TestClient, fashion_pool: ImagePool
 ) -> None:
     body = seed_body(client, fashion_pool, 40)
-    assert client.post("/labels", json={"labels": body}).json() == {
+    assert client.post("/v1/labels", json={"labels": body}).json() == {
         "imported": 40,
         "kept_annotated": [],
     }
-    job = wait_for_job(client, client.post("/model/train").json())
+    job = wait_for_job(client, client.post("/v1/model/train").json())
     assert job["status"] == "succeeded", job
-    model = client.get("/model").json()
+    model = client.get("/v1/model").json()
     assert model["id"] == job["result"]["model_version"] and model["n_train"] == 40
     assert model["class_names"] == list(FASHION_MNIST_CLASSES)
-    exported = client.get("/labels/export").json()
+    exported = all_items(client, "/v1/labels", limit=15)
     assert len(exported) == 40 and {row["source"] for row in exported} == {"seed"}
-    csv_text = client.get("/labels/export", params={"format": "csv"}).text
+    csv_text = client.get("/v1/labels/export").text
     assert csv_text.splitlines()[0] == "image_id,path,label,source,labeled_at"
     assert len(csv_text.splitlines()) == 41
 
@@ -84,16 +91,16 @@ def test_training_records_a_version_and_export_lists_seed_labels(
 def test_label_studio_down_fails_the_push_but_keeps_the_selection(
     client: TestClient, fashion_pool: ImagePool
 ) -> None:
-    client.post("/labels", json={"labels": seed_body(client, fashion_pool, 30)})
-    job = wait_for_job(client, client.post("/rounds", json={"k": 8}).json())
+    client.post("/v1/labels", json={"labels": seed_body(client, fashion_pool, 30)})
+    job = wait_for_job(client, client.post("/v1/rounds", json={"k": 8}).json())
     assert job["status"] == "failed"
     assert job["error"]["code"] == "label_studio_unavailable"
-    (round_,) = client.get("/rounds").json()
+    (round_,) = client.get("/v1/rounds").json()["items"]
     assert round_["status"] == "selected" and len(round_["items"]) == 8
     assert all(item["task_id"] is None for item in round_["items"])
-    health = client.get("/health").json()
+    health = client.get("/v1/health").json()
     assert health["status"] == "degraded" and health["label_studio"] is False
-    retry = client.post(f"/rounds/{round_['id']}/push")
+    retry = client.post(f"/v1/rounds/{round_['id']}/push")
     assert (retry.status_code, retry.json()["error"]["code"]) == (503, "label_studio_unavailable")
 
 
@@ -101,7 +108,7 @@ def test_a_second_seed_import_never_overwrites_annotators_labels(
     client: TestClient, fashion_pool: ImagePool
 ) -> None:
     body = seed_body(client, fashion_pool, 3)
-    client.post("/labels", json={"labels": body})
+    client.post("/v1/labels", json={"labels": body})
     annotated = body[0]["image_id"]
     context = client.app.state.context  # type: ignore[attr-defined]
     with context.sessions() as session:  # as a sync would record an annotator's label
@@ -111,14 +118,14 @@ def test_a_second_seed_import_never_overwrites_annotators_labels(
             .values(label="Bag", label_source="annotation")
         )
         session.commit()
-    again = client.post("/labels", json={"labels": body}).json()
+    again = client.post("/v1/labels", json={"labels": body}).json()
     assert again == {"imported": 2, "kept_annotated": [annotated]}
-    labels = {row["image_id"]: row["label"] for row in client.get("/labels/export").json()}
+    labels = {row["image_id"]: row["label"] for row in all_items(client, "/v1/labels")}
     assert labels[annotated] == "Bag"
 
 
 def test_sync_with_label_studio_down_is_a_clear_503(client: TestClient) -> None:
-    response = client.post("/annotations/sync")
+    response = client.post("/v1/annotations/sync")
     assert response.status_code == 503
     error = response.json()["error"]
     assert error["code"] == "label_studio_unavailable" and "Traceback" not in error["message"]

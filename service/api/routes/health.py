@@ -30,11 +30,3 @@ def health(context: ContextDep, session: SessionDep) -> HealthOut:
         guide=f"{guide.name} v{guide.version} ({guide.fingerprint()})",
         model_version=model.id if model else None,
     )
-
-
-@router.get("/guide")
-def guide(context: ContextDep) -> dict[str, object]:
-    """The labeling guide in force, with its fingerprint."""
-    body = context.guide.model_dump(mode="json")
-    body["fingerprint"] = context.guide.fingerprint()
-    return body

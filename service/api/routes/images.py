@@ -1,16 +1,17 @@
-"""Registering images and serving them to the annotator's browser."""
+"""Registering images and listing them, each with a signed URL of its file."""
 
 from __future__ import annotations
 
 from dataclasses import asdict
 
 from fastapi import APIRouter, UploadFile, status
-from fastapi.responses import FileResponse
 from sqlalchemy import func, select
 
 from service.api.deps import ContextDep, JobsDep, SessionDep
+from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
-from service.api.schemas import ImageOut, ImagePage, JobAccepted, RegisterFolderRequest
+from service.api.schemas import ImageCounts, ImageOut, JobAccepted, RegisterFolderRequest
+from service.auth.signing import MediaSigner
 from service.core.errors import NotFound, PayloadTooLarge
 from service.core.orm import Image
 from service.core.progress import Progress
@@ -21,7 +22,10 @@ router = APIRouter(tags=["images"])
 
 @router.post("/images/register", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
 def register(body: RegisterFolderRequest, context: ContextDep, jobs: JobsDep) -> JobAccepted:
-    """Register every image below a folder; unreadable files are skipped and listed."""
+    """Register every image below a folder under an allowed root, as a job.
+
+    Unreadable files are skipped and listed in the job's result with a code and a reason.
+    """
     folder = resolve_allowed(body.folder, context.settings.allowed_roots)
     if not folder.is_dir():
         raise NotFound(f"{body.folder} is not a folder")
@@ -47,10 +51,13 @@ def register(body: RegisterFolderRequest, context: ContextDep, jobs: JobsDep) ->
 
 
 @router.post("/images/upload", response_model=ImageOut, status_code=status.HTTP_201_CREATED)
-async def upload(file: UploadFile, context: ContextDep, session: SessionDep) -> ImageOut:
-    """Register one uploaded image (stored once per content)."""
+def upload(file: UploadFile, context: ContextDep, session: SessionDep) -> ImageOut:
+    """Register one uploaded image (multipart `file`), stored once per content.
+
+    A plain `def`: decoding and hashing run in the thread pool, never on the event loop.
+    """
     limit = context.settings.max_upload_bytes
-    content = await file.read(limit + 1)
+    content = file.file.read(limit + 1)
     if len(content) > limit:
         raise PayloadTooLarge(f"uploads are limited to {limit} bytes")
     image = register_upload(
@@ -61,31 +68,33 @@ async def upload(file: UploadFile, context: ContextDep, session: SessionDep) -> 
         max_pixels=context.settings.max_image_pixels,
     )
     session.commit()
-    return image_out(image)
+    return image_out(image, context.media)
 
 
-@router.get("/images", response_model=ImagePage)
-def list_images(session: SessionDep, offset: int = 0, limit: int = 100) -> ImagePage:
-    limit = max(1, min(limit, 1000))
-    total = session.scalar(select(func.count()).select_from(Image)) or 0
-    labeled = session.scalar(select(func.count()).where(Image.label.is_not(None))) or 0
-    unusable = session.scalar(select(func.count()).where(Image.unusable_reason.is_not(None))) or 0
-    rows = session.scalars(select(Image).order_by(Image.id).offset(max(offset, 0)).limit(limit))
-    return ImagePage(
-        total=total, labeled=labeled, unusable=unusable, items=[image_out(i) for i in rows]
+@router.get("/images", response_model=Page[ImageOut])
+def list_images(
+    context: ContextDep,
+    session: SessionDep,
+    limit: LimitQuery = 100,
+    cursor: CursorQuery = None,
+) -> Page[ImageOut]:
+    """Registered images by id, each with a signed URL of its file."""
+    rows, next_cursor = page_rows(session, select(Image), Image.id, limit=limit, cursor=cursor)
+    return Page(items=[image_out(i, context.media) for i in rows], next_cursor=next_cursor)
+
+
+@router.get("/images/counts", response_model=ImageCounts)
+def count_images(session: SessionDep) -> ImageCounts:
+    """How many images are registered, labeled and unusable."""
+    return ImageCounts(
+        total=session.scalar(select(func.count()).select_from(Image)) or 0,
+        labeled=session.scalar(select(func.count()).where(Image.label.is_not(None))) or 0,
+        unusable=session.scalar(select(func.count()).where(Image.unusable_reason.is_not(None)))
+        or 0,
     )
 
 
-@router.get("/media/{image_id}")
-def media(image_id: int, session: SessionDep) -> FileResponse:
-    """The image file, for Label Studio's browser (CORS is set by the app)."""
-    image = session.get(Image, image_id)
-    if image is None:
-        raise NotFound(f"image {image_id} does not exist")
-    return FileResponse(image.path, headers={"Cache-Control": "private, max-age=3600"})
-
-
-def image_out(image: Image) -> ImageOut:
+def image_out(image: Image, signer: MediaSigner) -> ImageOut:
     return ImageOut(
         id=image.id,
         path=image.path,
@@ -95,4 +104,5 @@ def image_out(image: Image) -> ImageOut:
         label=image.label,
         label_source=image.label_source,
         unusable_reason=image.unusable_reason,
+        media_url=signer.url(image.id),
     )

@@ -13,7 +13,7 @@ router = APIRouter(tags=["jobs"])
 
 
 def accepted(job_id: str) -> JobAccepted:
-    return JobAccepted(job_id=job_id, status_url=f"/jobs/{job_id}")
+    return JobAccepted(job_id=job_id, status_url=f"/v1/jobs/{job_id}")
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus)

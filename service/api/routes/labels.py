@@ -1,24 +1,23 @@
-"""Known labels in, confirmed labels out, annotations synced from Label Studio."""
+"""Known labels in, confirmed labels out."""
 
 from __future__ import annotations
 
 import csv
 import io
-from dataclasses import asdict
-from typing import Literal
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from sqlalchemy import select
 
 from service.api.deps import ContextDep, SessionDep
+from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.schemas import (
     ConfirmedLabelOut,
     ImportLabelsRequest,
     ImportLabelsResponse,
-    SyncOut,
 )
+from service.core.orm import Image
 from service.pool.labels import KnownLabel, export_labels, import_labels
-from service.studio.sync import sync_annotations
 
 router = APIRouter(tags=["labels"])
 
@@ -33,15 +32,27 @@ def import_known(
     return ImportLabelsResponse(imported=result.imported, kept_annotated=result.kept_annotated)
 
 
-@router.get("/labels/export", response_model=list[ConfirmedLabelOut])
-def export(session: SessionDep, format: Literal["json", "csv"] = "json") -> object:
-    labels = export_labels(session)
-    if format == "json":
-        return [ConfirmedLabelOut(**asdict(label)) for label in labels]
+@router.get("/labels", response_model=Page[ConfirmedLabelOut])
+def list_labels(
+    session: SessionDep, limit: LimitQuery = 100, cursor: CursorQuery = None
+) -> Page[ConfirmedLabelOut]:
+    """Confirmed labels (seed, import or annotators'), by image id."""
+    query = select(Image).where(Image.label.is_not(None))
+    rows, next_cursor = page_rows(session, query, Image.id, limit=limit, cursor=cursor)
+    return Page(items=[label_out(image) for image in rows], next_cursor=next_cursor)
+
+
+@router.get(
+    "/labels/export",
+    response_class=Response,
+    responses={200: {"content": {"text/csv": {}}, "description": "every confirmed label"}},
+)
+def export(session: SessionDep) -> Response:
+    """Every confirmed label as one CSV file (image_id, path, label, source, labeled_at)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(["image_id", "path", "label", "source", "labeled_at"])
-    for label in labels:
+    for label in export_labels(session):
         writer.writerow(
             [
                 label.image_id,
@@ -54,8 +65,11 @@ def export(session: SessionDep, format: Literal["json", "csv"] = "json") -> obje
     return Response(buffer.getvalue(), media_type="text/csv")
 
 
-@router.post("/annotations/sync", response_model=SyncOut)
-def sync(context: ContextDep) -> SyncOut:
-    """Read every annotation of the project back; safe to repeat, nothing is lost or doubled."""
-    report = sync_annotations(context)
-    return SyncOut(**asdict(report))
+def label_out(image: Image) -> ConfirmedLabelOut:
+    return ConfirmedLabelOut(
+        image_id=image.id,
+        path=image.path,
+        label=str(image.label),
+        source=str(image.label_source),
+        labeled_at=image.labeled_at,
+    )

@@ -8,11 +8,12 @@ from sqlalchemy.orm import Session
 
 from models.uncertainty import available_strategies
 from service.api.deps import ContextDep, JobsDep, SessionDep
+from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
 from service.api.schemas import JobAccepted, ModelVersionOut, RoundItemOut, RoundOut, RoundRequestIn
 from service.context import ServiceContext
 from service.core.errors import NotFound, UnknownStrategy
-from service.core.orm import ModelVersion, Round
+from service.core.orm import ModelVersion, Round, RoundItem
 from service.core.progress import Progress
 from service.learning.selection import RoundRequest, round_items
 from service.learning.training import current_model, train_model
@@ -43,10 +44,14 @@ def start_round(body: RoundRequestIn, context: ContextDep, jobs: JobsDep) -> Job
     return accepted(jobs.submit("round", body.model_dump(), work))
 
 
-@router.get("/rounds", response_model=list[RoundOut])
-def list_rounds(context: ContextDep, session: SessionDep) -> list[RoundOut]:
-    rounds = session.scalars(select(Round).order_by(Round.id))
-    return [round_out(session, context, r) for r in rounds]
+@router.get("/rounds", response_model=Page[RoundOut])
+def list_rounds(
+    context: ContextDep, session: SessionDep, limit: LimitQuery = 20, cursor: CursorQuery = None
+) -> Page[RoundOut]:
+    """Rounds by id, each with its ranked items (two queries per page, whatever its size)."""
+    rows, next_cursor = page_rows(session, select(Round), Round.id, limit=limit, cursor=cursor)
+    items = items_of_rounds(session, [r.id for r in rows])
+    return Page(items=[round_out(context, r, items[r.id]) for r in rows], next_cursor=next_cursor)
 
 
 @router.get("/rounds/{round_id}", response_model=RoundOut)
@@ -54,13 +59,14 @@ def get_round(round_id: int, context: ContextDep, session: SessionDep) -> RoundO
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise NotFound(f"round {round_id} does not exist")
-    return round_out(session, context, round_)
+    return round_out(context, round_, round_items(session, round_.id))
 
 
 @router.post("/rounds/{round_id}/push", response_model=RoundOut)
 def repush(round_id: int, context: ContextDep, session: SessionDep) -> RoundOut:
     """Push a round again after Label Studio was unreachable; tasks already there are kept."""
-    return round_out(session, context, push_round(session, context, round_id))
+    round_ = push_round(session, context, round_id)
+    return round_out(context, round_, round_items(session, round_.id))
 
 
 @router.post("/model/train", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
@@ -98,7 +104,7 @@ def model_out(version: ModelVersion) -> ModelVersionOut:
     )
 
 
-def round_out(session: Session, context: ServiceContext, round_: Round) -> RoundOut:
+def round_out(context: ServiceContext, round_: Round, ranked: list[RoundItem]) -> RoundOut:
     items = [
         RoundItemOut(
             image_id=i.image_id,
@@ -109,7 +115,7 @@ def round_out(session: Session, context: ServiceContext, round_: Round) -> Round
             model_version=i.model_version,
             task_id=i.task_id,
         )
-        for i in round_items(session, round_.id)
+        for i in ranked
     ]
     project_url = (
         context.gateway.project_url(round_.project_id) if round_.project_id is not None else None
@@ -128,3 +134,16 @@ def round_out(session: Session, context: ServiceContext, round_: Round) -> Round
         created_at=round_.created_at,
         items=items,
     )
+
+
+def items_of_rounds(session: Session, round_ids: list[int]) -> dict[int, list[RoundItem]]:
+    """The items of several rounds in one query, each round's in rank order."""
+    found: dict[int, list[RoundItem]] = {round_id: [] for round_id in round_ids}
+    query = (
+        select(RoundItem)
+        .where(RoundItem.round_id.in_(round_ids))
+        .order_by(RoundItem.round_id, RoundItem.rank)
+    )
+    for item in session.scalars(query):
+        found[item.round_id].append(item)
+    return found

@@ -1,0 +1,105 @@
+"""API keys: random tokens shown once, stored as sha256 hashes, checked in constant time.
+
+A token reads `al_<prefix>_<secret>`: the 8 hex characters of the prefix find the row, the
+sha256 of the whole token must match its stored hash. The token has 256 bits of entropy,
+so a plain sha256 (no slow hash) cannot be reversed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from pydantic import SecretStr
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.auth.tables import ApiKey
+from service.core.errors import NotFound, ServiceError
+from service.core.orm import utcnow
+
+TOKEN_PREFIX = "al_"
+LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per key and minute
+
+
+class MissingApiKey(ServiceError):
+    status_code, code = 401, "missing_api_key"
+
+
+class InvalidApiKey(ServiceError):
+    status_code, code = 401, "invalid_api_key"
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key's row and its token, which exists nowhere else once shown."""
+
+    key: ApiKey
+    token: SecretStr
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_key(session: Session, name: str) -> IssuedKey:
+    """Issue a key named `name` (a use case: commits)."""
+    name = name.strip()
+    if not name or len(name) > 128:
+        raise ServiceError("a key needs a name of 1 to 128 characters")
+    prefix = secrets.token_hex(4)
+    token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
+    key = ApiKey(name=name, prefix=prefix, token_hash=hash_token(token))
+    session.add(key)
+    session.commit()
+    return IssuedKey(key=key, token=SecretStr(token))
+
+
+def authenticate(session: Session, token: str, *, now: datetime | None = None) -> ApiKey:
+    """The live key whose token this is; records its use (flush only, the caller commits)."""
+    prefix = _prefix_of(token)
+    key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
+    if key is None or not hmac.compare_digest(key.token_hash, hash_token(token)):
+        raise InvalidApiKey("the API key is not valid")
+    if key.revoked_at is not None:
+        raise InvalidApiKey("the API key was revoked")
+    now = now or utcnow()
+    last = _aware(key.last_used_at)
+    if last is None or now - last >= LAST_USED_RESOLUTION:
+        key.last_used_at = now
+        session.flush()
+    return key
+
+
+def revoke_key(session: Session, id_or_prefix: str) -> ApiKey:
+    """Revoke the key with this id or prefix (a use case: commits); revoking twice is fine."""
+    query = select(ApiKey).where(ApiKey.prefix == id_or_prefix.removeprefix(TOKEN_PREFIX))
+    key = session.scalar(query)
+    if key is None and id_or_prefix.isdigit() and len(id_or_prefix) < 19:
+        key = session.get(ApiKey, int(id_or_prefix))
+    if key is None:
+        raise NotFound(f"no API key has the id or prefix {id_or_prefix!r}")
+    key.revoked_at = key.revoked_at or utcnow()
+    session.commit()
+    return key
+
+
+def list_keys(session: Session) -> list[ApiKey]:
+    return list(session.scalars(select(ApiKey).order_by(ApiKey.id)))
+
+
+def _prefix_of(token: str) -> str | None:
+    if not token.startswith(TOKEN_PREFIX):
+        return None
+    prefix, _, secret = token.removeprefix(TOKEN_PREFIX).partition("_")
+    return prefix if len(prefix) == 8 and secret else None
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """SQLite returns naive datetimes; they were stored in UTC."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
