@@ -116,3 +116,20 @@ def test_only_entry_points_import_the_api_layer() -> None:
 def test_service_top_level_holds_only_entry_points_and_the_composition_root() -> None:
     modules = {p.name for p in (ROOT / "service").glob("*.py")}
     assert modules <= SERVICE_ENTRY_POINTS, f"put {modules - SERVICE_ENTRY_POINTS} in a subpackage"
+
+
+def test_quality_is_maths_over_arrays() -> None:
+    import sys
+
+    allowed = {
+        "numpy",
+        "scipy",
+        "sklearn",
+        "statsmodels",
+        "torch",
+        "guides",
+        "quality",
+        "__future__",
+    } | set(sys.stdlib_module_names)
+    for path, names in package_imports("quality").items():
+        assert roots(names) <= allowed, f"quality/{path.name} imports {roots(names) - allowed}"
