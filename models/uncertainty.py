@@ -101,3 +101,19 @@ def _validate(probs: np.ndarray) -> np.ndarray:
             f"expected rows summing to 1 (within {_SUM_TOLERANCE}), one is off by {worst:.4g}"
         )
     return p
+
+
+def mutual_information(member_probs: np.ndarray) -> np.ndarray:
+    """BALD score ``(n_images,)``: the entropy of the mean prediction minus the mean entropy.
+
+    ``member_probs: (n_members, n_images, n_classes)`` holds the predictions of an ensemble
+    or of posterior samples. Zero when all members agree; at most ``log(n_classes)``.
+    """
+    members = np.asarray(member_probs, dtype=np.float64)
+    if members.ndim != 3 or members.shape[0] < 1:
+        raise ValueError(
+            f"expected member_probs of shape (n_members, n_images, n_classes), got {members.shape}"
+        )
+    n_members, n_images, n_classes = members.shape
+    per_member = entropy(members.reshape(-1, n_classes)).reshape(n_members, n_images)
+    return np.maximum(entropy(members.mean(axis=0)) - per_member.mean(axis=0), 0.0)

@@ -1,0 +1,64 @@
+"""Strategies that score each image alone and take the ``k`` highest scores."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from models.posterior import laplace_probs
+from models.selection.inputs import SelectionInputs
+from models.uncertainty import (
+    entropy,
+    least_confidence,
+    margin,
+    mutual_information,
+    rank_by_score,
+)
+
+# Posterior samples drawn for BALD when no ensemble is given.
+BALD_SAMPLES = 20
+
+
+def select_random(inputs: SelectionInputs) -> np.ndarray:
+    """A uniformly random batch: the baseline every other strategy must beat."""
+    rng = np.random.default_rng(inputs.seed)
+    return rng.permutation(inputs.n_pool)[: inputs.batch_size]
+
+
+def select_least_confidence(inputs: SelectionInputs) -> np.ndarray:
+    """The ``k`` images whose most likely class is least likely."""
+    return rank_by_score(least_confidence(inputs.probs), k=inputs.batch_size)
+
+
+def select_margin(inputs: SelectionInputs) -> np.ndarray:
+    """The ``k`` images with the smallest gap between the two most likely classes."""
+    return rank_by_score(margin(inputs.probs), k=inputs.batch_size)
+
+
+def select_entropy(inputs: SelectionInputs) -> np.ndarray:
+    """The ``k`` images with the highest predictive entropy."""
+    return rank_by_score(entropy(inputs.probs), k=inputs.batch_size)
+
+
+def select_bald(inputs: SelectionInputs) -> np.ndarray:
+    """The ``k`` images with the highest mutual information between label and head weights."""
+    return rank_by_score(bald_scores(inputs), k=inputs.batch_size)
+
+
+def bald_scores(inputs: SelectionInputs) -> np.ndarray:
+    """BALD score ``(n,)`` from ``inputs.member_probs``, or else the head's Laplace posterior.
+
+    ValueError when neither an ensemble nor a head is given.
+    """
+    members = inputs.member_probs
+    if members is None:
+        if inputs.head is None:
+            raise ValueError("bald needs member_probs (an ensemble) or the head")
+        members = laplace_probs(
+            inputs.head,
+            inputs.labeled_embeddings,
+            inputs.labeled_labels,
+            inputs.embeddings,
+            samples=BALD_SAMPLES,
+            seed=inputs.seed,
+        )
+    return mutual_information(members)
