@@ -8,7 +8,6 @@ bulk, never one query per annotation.
 
 from __future__ import annotations
 
-from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from guides import Guide
 from labeling.tasks import StudioAnnotation, StudioPrediction, StudioTask
+from service.audit import record
 from service.core.orm import Annotation, DeletedTask, Image, utcnow
 
 CHUNK = 500  # bound parameters per IN list: far below SQLite's and PostgreSQL's limits
@@ -127,7 +127,7 @@ def delete_annotations(
 ) -> set[int]:
     """Flag these annotations deleted; returns the image ids to re-resolve."""
     rows = rows_by_studio_id(session, annotation_ids)
-    return _flag_deleted(rows.values(), report)
+    return _flag_deleted(session, rows.values(), report)
 
 
 def delete_tasks(session: Session, task_ids: Sequence[int], report: IntakeReport) -> set[int]:
@@ -136,7 +136,7 @@ def delete_tasks(session: Session, task_ids: Sequence[int], report: IntakeReport
     touched: set[int] = set()
     for batch in chunked(ids):
         rows = session.scalars(select(Annotation).where(Annotation.task_id.in_(batch)))
-        touched |= _flag_deleted(rows, report)
+        touched |= _flag_deleted(session, rows, report)
         gone = set(
             session.scalars(select(DeletedTask.task_id).where(DeletedTask.task_id.in_(batch)))
         )
@@ -165,34 +165,7 @@ def delete_missing(session: Session, tasks: Sequence[StudioTask], report: Intake
             if read_at is not None and created is not None and created > read_at:
                 continue
             missing.append(row)
-    return _flag_deleted(missing, report)
-
-
-def resolve_labels(session: Session, image_ids: Iterable[int]) -> int:
-    """Set each image's label to the majority of its live accepted annotations.
-
-    The latest annotation breaks ties; an image whose annotations are all gone loses the
-    label they gave it. Returns how many images carry an annotation label afterwards.
-    """
-    labeled = 0
-    for batch in chunked(sorted(set(image_ids))):
-        images = session.scalars(select(Image).where(Image.id.in_(batch)))
-        accepted: dict[int, list[str]] = defaultdict(list)
-        rows = session.execute(
-            select(Annotation.image_id, Annotation.label)
-            .where(
-                Annotation.image_id.in_(batch),
-                Annotation.status == "accepted",
-                Annotation.deleted.is_(False),
-            )
-            .order_by(Annotation.studio_updated_at, Annotation.studio_annotation_id)
-        )
-        for image_id, label in rows:
-            accepted[image_id].append(label)
-        for image in images:
-            labeled += _set_label(image, accepted.get(image.id, []))
-    session.flush()
-    return labeled
+    return _flag_deleted(session, missing, report)
 
 
 def rows_by_studio_id(session: Session, annotation_ids: Sequence[int]) -> dict[int, Annotation]:
@@ -204,30 +177,37 @@ def rows_by_studio_id(session: Session, annotation_ids: Sequence[int]) -> dict[i
     return found
 
 
-def _set_label(image: Image, labels: list[str]) -> int:
-    if not labels:
-        if image.label_source == "annotation":
-            image.label, image.label_source, image.labeled_at = None, None, utcnow()
-        return 0
-    votes = Counter(labels)
-    best = max(votes.values())
-    label = next(name for name in reversed(labels) if votes[name] == best)
-    if image.label != label or image.label_source != "annotation":
-        image.label, image.label_source, image.labeled_at = label, "annotation", utcnow()
-    return 1
-
-
-def _flag_deleted(rows: Iterable[Annotation], report: IntakeReport) -> set[int]:
+def _flag_deleted(session: Session, rows: Iterable[Annotation], report: IntakeReport) -> set[int]:
     touched: set[int] = set()
     now = utcnow()
     for row in rows:
         if row.deleted:
             continue
+        before = _state(row)
         row.deleted, row.deleted_at = True, now
+        _audit(session, "annotation.deleted", row, before)
         report.deleted += 1
         if row.image_id is not None:
             touched.add(row.image_id)
     return touched
+
+
+def _state(row: Annotation) -> dict[str, Any]:
+    """What the audit trail keeps of an annotation."""
+    return {
+        "task_id": row.task_id,
+        "image_id": row.image_id,
+        "status": row.status,
+        "label": row.label,
+        "deleted": row.deleted,
+        "updated_at": row.studio_updated_at,
+    }
+
+
+def _audit(session: Session, action: str, row: Annotation, before: dict[str, Any] | None) -> None:
+    actor = f"studio-user:{row.annotator}" if row.annotator is not None else "label-studio"
+    subject = ("annotation", row.studio_annotation_id)
+    record(session, action, actor=actor, subject=subject, before=before, after=_state(row))
 
 
 def _newest_per_id(annotations: Sequence[StudioAnnotation]) -> dict[int, StudioAnnotation]:

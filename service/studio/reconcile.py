@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from labeling.errors import LabelStudioUnavailable
@@ -28,10 +29,10 @@ from service.studio.intake import (
     as_utc,
     delete_missing,
     delete_tasks,
-    resolve_labels,
     store_annotations,
 )
 from service.studio.project import ensure_project
+from service.studio.resolve import resolve_labels
 from service.studio.tables import ReconcileState
 from service.studio.webhooks import apply_pending
 
@@ -60,11 +61,7 @@ def reconcile(
     project_id = ensure_project(ctx)
     events_applied = apply_pending(ctx)
     started = utcnow()
-    overlap = timedelta(seconds=ctx.settings.label_studio.reconcile_overlap_s)
-    with ctx.sessions() as session:
-        state = session.get(ReconcileState, project_id)
-        watermark = state.watermark if state is not None else None
-    since = None if full or watermark is None else as_utc(watermark) - overlap
+    since = None if full else _read_from(ctx, project_id)
     progress(0.1, "reading changed tasks" if since else "reading every task")
     if since is None:
         tasks = ctx.gateway.list_tasks(project_id)
@@ -72,13 +69,28 @@ def reconcile(
         tasks = ctx.gateway.list_tasks_updated_since(project_id, since)
     progress(0.6, f"storing the annotations of {len(tasks)} tasks")
     report = ReconcileReport(project_id, since is None, since, len(tasks), events_applied)
-    with ctx.sessions() as session:
-        intake = _store_tasks(session, ctx, project_id, tasks, full=since is None)
-        _advance(session, project_id, started, full=since is None, tasks_read=len(tasks))
-        session.commit()
+    for attempt in (1, 2):  # a webhook applied at the same moment may insert a row first
+        try:
+            with ctx.sessions() as session:
+                intake = _store_tasks(session, ctx, project_id, tasks, full=since is None)
+                _advance(session, project_id, started, full=since is None, tasks_read=len(tasks))
+                session.commit()
+            break
+        except IntegrityError:
+            if attempt == 2:
+                raise
     _copy_counts(intake, report)
     progress(1.0, f"{report.new} new, {report.updated} updated, {report.deleted} deleted")
     return report
+
+
+def _read_from(ctx: ServiceContext, project_id: int) -> datetime | None:
+    """The watermark less the overlap; None when no pass has run (a full read is due)."""
+    with ctx.sessions() as session:
+        state = session.get(ReconcileState, project_id)
+        watermark = state.watermark if state is not None else None
+    overlap = timedelta(seconds=ctx.settings.label_studio.reconcile_overlap_s)
+    return as_utc(watermark) - overlap if watermark is not None else None
 
 
 def _store_tasks(
@@ -132,7 +144,7 @@ RECONCILE_KIND = "reconcile"
 
 def reconcile_scope(settings: Settings) -> str:
     """One reconciliation at a time per Label Studio project."""
-    return f"studio-project:{settings.label_studio.project_title}"
+    return f"studio-project:{settings.label_studio.project_title}"[:255]
 
 
 def reconcile_every(settings: Settings) -> float | None:

@@ -15,7 +15,8 @@ class WebhookEvent(Base):
     """One Label Studio webhook delivery, stored before it is answered, then applied.
 
     `body_sha256` makes a replayed delivery a no-op. `status`: pending (stored, not yet
-    applied, retried by reconciliation) -> applied | ignored.
+    applied; retried by reconciliation) -> applied, or failed after repeated errors (the
+    change itself is still read back by reconciliation).
     """
 
     __tablename__ = "webhook_events"

@@ -34,15 +34,16 @@ from service.studio.intake import (
     chunked,
     delete_annotations,
     delete_tasks,
-    resolve_labels,
     store_annotations,
 )
+from service.studio.resolve import resolve_labels
 from service.studio.tables import WebhookEvent
 
 log = logging.getLogger(__name__)
 
 SECRET_HEADER = "X-Activelabel-Webhook-Secret"
 WEBHOOK_PATH = "/v1/webhooks/label-studio"
+MAX_ATTEMPTS = 5  # then the event is marked failed; reconciliation reads the same change anyway
 CREATED_OR_UPDATED = {"ANNOTATION_CREATED", "ANNOTATIONS_CREATED", "ANNOTATION_UPDATED"}
 
 
@@ -179,11 +180,14 @@ def apply_event(ctx: ServiceContext, event_id: int) -> str:
         log.warning("webhook event %s not applied yet: %s", event_id, err)
         with ctx.sessions() as session:
             event = session.get(WebhookEvent, event_id)
-            if event is not None:
-                event.attempts += 1
-                event.error = f"{type(err).__name__}: {err}"[:2000]
-                session.commit()
-        return "pending"
+            if event is None:
+                return "missing"
+            event.attempts += 1
+            event.error = f"{type(err).__name__}: {err}"[:2000]
+            if event.attempts >= MAX_ATTEMPTS:  # kept for inspection; reconciliation re-reads
+                event.status = "failed"
+            session.commit()
+            return event.status
 
 
 def apply_pending(ctx: ServiceContext, *, limit: int = 10_000) -> int:

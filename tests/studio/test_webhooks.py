@@ -228,3 +228,14 @@ def test_an_event_that_cannot_be_applied_yet_stays_pending(
     assert (event.status, event.attempts) == ("pending", 1)
     assert "LabelStudioUnavailable" in (event.error or "")
     assert rows(client) == []
+
+
+def test_reconciliation_is_one_job_per_project_however_often_it_is_asked_for(
+    client: TestClient,
+) -> None:
+    first = client.post("/v1/annotations/reconcile")
+    again = client.post("/v1/annotations/reconcile", json={"full": False})
+    assert first.status_code == again.status_code == 202, first.text
+    assert again.json()["job_id"] == first.json()["job_id"]  # retried while Studio is down
+    job = client.get(first.json()["status_url"]).json()
+    assert job["kind"] == "reconcile" and job["params"] == {"full": False}
