@@ -174,13 +174,14 @@ def anchoring_audit(
     annotator is flagged who kept more than ``max_wrong_accepted`` of the wrong suggestions
     shown on gold units, once at least ``min_wrong_shown`` were shown.
     """
-    n = np.asarray(annotator).shape[0] if np.ndim(annotator) == 1 else -1
-    who = _labels(annotator, (n,), n_annotators, "annotator", allow_missing=False)
-    submitted = _labels(given, (n,), n_classes, "given", allow_missing=False)
-    suggested = _labels(shown, (n,), n_classes, "shown")
-    answers = _labels(gold, (n,), n_classes, "gold")
     if not 0.0 <= max_wrong_accepted <= 1.0 or min_wrong_shown < 1:
         raise ValueError("expected max_wrong_accepted in [0, 1] and min_wrong_shown >= 1")
+    n = (np.shape(annotator) or (0,))[0]
+    who = _labels(annotator, (n,), n_annotators, "annotator", allow_missing=False)
+    submitted = _labels(given, (n,), n_classes, "given", allow_missing=False)
+    suggested, answers = (
+        _labels(a, (n,), n_classes, k) for a, k in ((shown, "shown"), (gold, "gold"))
+    )
     has_suggestion, on_gold = suggested != MISSING, answers != MISSING
     kept = has_suggestion & (submitted == suggested)
     wrong = has_suggestion & on_gold & (suggested != answers)
@@ -189,10 +190,7 @@ def anchoring_audit(
         return np.bincount(who[mask], minlength=n_annotators).astype(np.int64)
 
     wrong_accepted, wrong_shown = per_annotator(wrong & kept), per_annotator(wrong)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        flagged = (wrong_shown >= min_wrong_shown) & (
-            wrong_accepted > max_wrong_accepted * wrong_shown
-        )
+    flagged = (wrong_shown >= min_wrong_shown) & (wrong_accepted > max_wrong_accepted * wrong_shown)
     return AnchoringAudit(
         accepted=per_annotator(kept),
         shown=per_annotator(has_suggestion),

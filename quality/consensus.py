@@ -91,44 +91,60 @@ def dawid_skene(
     M-step (priors; each annotator's confusion, floored at 1e-10 for labels it gave) and the
     E-step (posteriors). Stops when the evidence lower bound per rating gains less than
     ``tol`` or after ``max_iter`` iterations (always ``max_iter`` when ``tol`` is None).
-    ``known: (n_units,)`` (class or MISSING) pins
-    the posteriors of units with a known answer, such as gold tasks.
+    ``known: (n_units,)`` (class or MISSING) pins the posteriors of units with a known
+    answer, such as gold tasks.
     """
     values = validate_ratings(ratings, n_classes)
     if max_iter < 1 or (tol is not None and not tol >= 0):
-        raise ValueError(f"expected max_iter >= 1 and tol >= 0, got {max_iter}, {tol}")
+        raise ValueError(f"expected max_iter >= 1 and tol >= 0 or None, got {max_iter}, {tol}")
     pinned = _pinned(known, values.shape[0], n_classes)
-    units, annotators = np.nonzero(values != MISSING)
-    given = values[units, annotators]
-    rated = np.bincount(units, minlength=values.shape[0]) > 0
-    n_annotators = values.shape[1]
-    # gather: (n_units, n_ratings) sums ratings per unit; scatter: (A*C, n_ratings) sums
-    # per (annotator, given label).
-    ones = np.ones(units.size)
-    ratings_idx = np.arange(units.size)
-    gather = sparse.csr_matrix((ones, (units, ratings_idx)), shape=(values.shape[0], units.size))
-    cell = annotators * n_classes + given
-    scatter = sparse.csr_matrix(
-        (ones, (cell, ratings_idx)), shape=(n_annotators * n_classes, units.size)
-    )
-    used = (scatter @ np.ones(units.size)).reshape(n_annotators, n_classes) > 0
-
+    layout = _layout(values, n_classes)
     counts = category_counts(values, n_classes).astype(np.float64)
     posteriors = _pin(counts / np.maximum(counts.sum(axis=1, keepdims=True), 1), pinned)
-    priors, confusion = _m_step(posteriors, rated, scatter, units, used)
+    priors, confusion = _m_step(posteriors, layout)
     bounds: list[float] = []
     converged = False
     for _ in range(max_iter):
-        posteriors = _pin(_e_step(priors, confusion, gather, annotators, given), pinned)
-        priors, confusion = _m_step(posteriors, rated, scatter, units, used)
-        bound = _lower_bound(posteriors, rated, priors, confusion, gather, annotators, given)
-        bounds.append(bound / max(units.size, 1))
+        posteriors = _pin(_e_step(priors, confusion, layout), pinned)
+        priors, confusion = _m_step(posteriors, layout)
+        bounds.append(_lower_bound(posteriors, priors, confusion, layout))
         if tol is not None and len(bounds) > 1 and bounds[-1] - bounds[-2] < tol:
             converged = True
             break
-    posteriors[~rated] = priors
-    labels = np.where(rated, posteriors.argmax(axis=1), MISSING)
+    posteriors[~layout.rated] = priors
+    labels = np.where(layout.rated, posteriors.argmax(axis=1), MISSING)
     return DawidSkene(labels, posteriors, priors, confusion, len(bounds), converged, tuple(bounds))
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """The ratings as a list: ``units, annotators, given: (n_ratings,)``; ``gather:
+    (n_units, n_ratings)`` sums per unit; ``scatter: (n_annotators * n_classes, n_ratings)``
+    sums per (annotator, given label); ``used: (n_annotators, n_classes)`` labels each
+    annotator gave; ``rated: (n_units,)`` units with a rating."""
+
+    units: np.ndarray
+    annotators: np.ndarray
+    given: np.ndarray
+    gather: sparse.csr_matrix
+    scatter: sparse.csr_matrix
+    used: np.ndarray
+    rated: np.ndarray
+
+
+def _layout(values: np.ndarray, n_classes: int) -> _Layout:
+    n_units, n_annotators = values.shape
+    units, annotators = np.nonzero(values != MISSING)
+    given = values[units, annotators]
+    ones, order = np.ones(units.size), np.arange(units.size)
+    gather = sparse.csr_matrix((ones, (units, order)), shape=(n_units, units.size))
+    cells = annotators * n_classes + given
+    scatter = sparse.csr_matrix(
+        (ones, (cells, order)), shape=(n_annotators * n_classes, units.size)
+    )
+    used = np.bincount(cells, minlength=n_annotators * n_classes).reshape(n_annotators, -1) > 0
+    rated = np.bincount(units, minlength=n_units) > 0
+    return _Layout(units, annotators, given, gather, scatter, used, rated)
 
 
 def _pinned(known: np.ndarray | None, n_units: int, n_classes: int) -> np.ndarray | None:
@@ -150,60 +166,38 @@ def _pin(posteriors: np.ndarray, pinned: np.ndarray | None) -> np.ndarray:
     return posteriors
 
 
-def _m_step(
-    posteriors: np.ndarray,
-    rated: np.ndarray,
-    scatter: sparse.csr_matrix,
-    units: np.ndarray,
-    used: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
+def _m_step(posteriors: np.ndarray, layout: _Layout) -> tuple[np.ndarray, np.ndarray]:
     """Priors ``(C,)`` and confusion ``(A, true C, given C)`` from the posteriors."""
-    priors = posteriors[rated].mean(axis=0) if rated.any() else np.full(used.shape[1], np.nan)
+    rated, used = layout.rated, layout.used
     n_annotators, n_classes = used.shape
-    mass = (scatter @ posteriors[units]).reshape(n_annotators, n_classes, n_classes)
+    priors = posteriors[rated].mean(axis=0) if rated.any() else np.full(n_classes, 1 / n_classes)
+    mass = (layout.scatter @ posteriors[layout.units]).reshape(n_annotators, n_classes, n_classes)
     mass = np.where(used[:, :, None], np.maximum(mass, _EPSILON), 0.0)  # [a, given, true]
     totals = mass.sum(axis=1, keepdims=True)
     confusion = np.divide(mass, totals, out=np.zeros_like(mass), where=totals > 0)
     return priors, confusion.transpose(0, 2, 1)
 
 
-def _log_evidence(
-    priors: np.ndarray,
-    confusion: np.ndarray,
-    gather: sparse.csr_matrix,
-    annotators: np.ndarray,
-    given: np.ndarray,
-) -> np.ndarray:
+def _log_evidence(priors: np.ndarray, confusion: np.ndarray, layout: _Layout) -> np.ndarray:
     """``log p(true = c) + sum over the unit's ratings of log p(given | c)``: (n_units, C)."""
     with np.errstate(divide="ignore"):
-        per_rating = np.log(confusion[annotators, :, given])
-        return np.log(priors) + gather @ per_rating
+        per_rating = np.log(confusion[layout.annotators, :, layout.given])
+        return np.log(priors) + layout.gather @ per_rating
 
 
-def _e_step(
-    priors: np.ndarray,
-    confusion: np.ndarray,
-    gather: sparse.csr_matrix,
-    annotators: np.ndarray,
-    given: np.ndarray,
-) -> np.ndarray:
-    scores = _log_evidence(priors, confusion, gather, annotators, given)
+def _e_step(priors: np.ndarray, confusion: np.ndarray, layout: _Layout) -> np.ndarray:
+    scores = _log_evidence(priors, confusion, layout)
     top = scores.max(axis=1, keepdims=True)
     weights = np.exp(scores - np.where(np.isfinite(top), top, 0.0))
     return weights / weights.sum(axis=1, keepdims=True)
 
 
 def _lower_bound(
-    posteriors: np.ndarray,
-    rated: np.ndarray,
-    priors: np.ndarray,
-    confusion: np.ndarray,
-    gather: sparse.csr_matrix,
-    annotators: np.ndarray,
-    given: np.ndarray,
+    posteriors: np.ndarray, priors: np.ndarray, confusion: np.ndarray, layout: _Layout
 ) -> float:
-    """``E_q[log p(ratings, true)] + H(q)`` over rated units, zero-probability terms dropped."""
-    scores = _log_evidence(priors, confusion, gather, annotators, given)[rated]
-    q = posteriors[rated]
+    """``(E_q[log p(ratings, true)] + H(q)) / n_ratings`` over rated units; q = 0 terms drop."""
+    scores = _log_evidence(priors, confusion, layout)[layout.rated]
+    q = posteriors[layout.rated]
     positive = q > 0
-    return float((q[positive] * (scores[positive] - np.log(q[positive]))).sum())
+    total = (q[positive] * (scores[positive] - np.log(q[positive]))).sum()
+    return float(total) / max(layout.units.size, 1)

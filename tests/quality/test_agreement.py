@@ -138,7 +138,7 @@ def test_percent_agreement_is_the_mean_share_of_agreeing_pairs() -> None:
 
 def test_pairwise_cohen_matches_scikit_learn_on_overlapping_units() -> None:
     rng = np.random.default_rng(2)
-    for _ in range(60):
+    for _ in range(40):
         ratings, n_classes = random_ratings(rng)
         table = cohen_kappa_pairwise(ratings, n_classes, min_overlap=2)
         for a, b in itertools.combinations(range(ratings.shape[1]), 2):

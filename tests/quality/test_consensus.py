@@ -65,3 +65,9 @@ def test_unrated_units_get_the_prior_and_no_label() -> None:
     assert model.n_iter == 5 and not model.converged
     assert model.labels[2] == MISSING
     np.testing.assert_allclose(model.posteriors[2], model.priors)
+
+
+def test_no_ratings_at_all_gives_uniform_posteriors() -> None:
+    model = dawid_skene(np.full((3, 2), MISSING), 4)
+    np.testing.assert_array_equal(model.labels, [MISSING] * 3)
+    np.testing.assert_allclose(model.posteriors, 0.25)
