@@ -108,11 +108,11 @@ def pair_sums(ratings: np.ndarray, n_classes: int) -> PairSums:
 
 def percent_from_sums(sums: PairSums) -> PercentAgreement:
     """:class:`PercentAgreement` from :class:`PairSums`; NaN when no unit has 2 ratings."""
-    m = np.arange(sums.units_by_m.size)
-    n_units = int(sums.units_by_m[2:].sum())
-    share = sum(int(sums.agree_by_m[k]) / (k * (k - 1)) for k in m[2:] if sums.units_by_m[k])
-    value = float(share) / n_units if n_units else math.nan
-    return PercentAgreement(value, n_units, int((m * sums.units_by_m)[2:].sum()))
+    sizes = [k for k in range(2, sums.units_by_m.size) if sums.units_by_m[k]]
+    n_units = sum(int(sums.units_by_m[k]) for k in sizes)
+    share = sum(int(sums.agree_by_m[k]) / (k * (k - 1)) for k in sizes)
+    value = share / n_units if n_units else math.nan
+    return PercentAgreement(value, n_units, sum(k * int(sums.units_by_m[k]) for k in sizes))
 
 
 def alpha_from_sums(sums: PairSums) -> KrippendorffAlpha:
