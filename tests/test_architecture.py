@@ -80,12 +80,13 @@ def test_nothing_imports_the_service_or_the_sdk_outside_its_module() -> None:
 # `service.context` is the composition root (settings, database, guide, runtime, gateway).
 SERVICE_LAYERS: dict[str, set[str]] = {
     "core": set(),
+    "audit": {"core"},
     "auth": {"core"},
     "jobs": {"core", "context"},
-    "pool": {"core", "jobs", "context"},
-    "learning": {"core", "pool", "jobs", "context"},
-    "studio": {"core", "pool", "learning", "jobs", "context"},
-    "api": {"core", "auth", "jobs", "pool", "learning", "studio", "context"},
+    "pool": {"core", "audit", "jobs", "context"},
+    "learning": {"core", "audit", "pool", "jobs", "context"},
+    "studio": {"core", "audit", "pool", "learning", "jobs", "context"},
+    "api": {"core", "audit", "auth", "jobs", "pool", "learning", "studio", "context"},
 }
 SERVICE_ENTRY_POINTS = {"cli.py", "demo.py", "context.py", "__init__.py"}
 

@@ -11,12 +11,14 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from guides import Guide, example_guide_path, load_guide
 from labeling.gateway import LabelStudioGateway
-from service.api.deps import require_api_key
 from service.api.errors import install_error_handlers
-from service.api.routes import guide, health, images, jobs, labels, media, rounds
+from service.api.metrics import router as metrics_router
+from service.api.observability import ObservabilityMiddleware, name_actor
+from service.api.routes import audit, guide, health, images, jobs, labels, media, rounds
 from service.auth.signing import media_signer
 from service.context import ServiceContext
 from service.core.db import make_engine, session_factory
+from service.core.metrics import ObservedTransport
 from service.core.settings import Settings, get_settings
 from service.jobs.runner import JobRunner
 from service.learning.runtime import ModelRuntime
@@ -31,13 +33,16 @@ def load_configured_guide(settings: Settings) -> Guide:
 def build_context(settings: Settings) -> ServiceContext:
     """Everything the use cases need: database, guide, model runtime and Label Studio gateway."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(
+        settings.resolved_database_url, busy_timeout_s=settings.database_busy_timeout_s
+    )
     runtime = ModelRuntime(settings.model, max_pixels=settings.max_image_pixels)
     runtime.load()  # the backbone loads once, before the first request
     gateway = LabelStudioGateway(
         settings.label_studio.url,
         settings.label_studio.api_key.get_secret_value(),
         timeout_s=settings.label_studio.timeout_s,
+        transport=ObservedTransport(),  # Label Studio latency and errors for /metrics
     )
     return ServiceContext(
         settings=settings,
@@ -80,6 +85,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
     )
+    app.add_middleware(ObservabilityMiddleware)  # outermost: request ids, metrics, logs
     install_error_handlers(app)
     include_routes(app)
     return app
@@ -87,7 +93,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
 API_PREFIX = "/v1"
 # Every router here needs an API key; the key dependency is attached once per router.
-PROTECTED_ROUTERS = (guide.router, images.router, labels.router, rounds.router, jobs.router)
+PROTECTED_ROUTERS = (
+    guide.router,
+    images.router,
+    labels.router,
+    rounds.router,
+    jobs.router,
+    audit.router,
+)
 PUBLIC_ROUTERS = (health.router, media.router)  # media checks its URL's signature instead
 
 
@@ -97,4 +110,5 @@ def include_routes(app: FastAPI) -> None:
     for router in PUBLIC_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     for router in PROTECTED_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(require_api_key)])
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(name_actor)])
+    app.include_router(metrics_router, dependencies=[Depends(name_actor)])  # /metrics, keyed

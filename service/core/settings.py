@@ -64,6 +64,8 @@ class Settings(BaseSettings):
 
     data_dir: Path = Path("activelabel-data")
     database_url: str | None = None
+    # How long a SQLite writer waits for another one before giving up.
+    database_busy_timeout_s: float = Field(default=30.0, ge=0, le=600)
     guide_path: Path | None = None
     allowed_roots: list[Path] = Field(default_factory=list)
     public_url: str = "http://127.0.0.1:8000"

@@ -9,6 +9,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from models.uncertainty import get_strategy, rank_by_score
+from service.audit import record
 from service.context import ServiceContext
 from service.core.errors import NoModel
 from service.core.orm import Annotation, DeletedTask, Image, Round, RoundItem
@@ -91,11 +92,21 @@ def select_round(
     )
     session.add(round_)
     session.flush()
+    chosen_ids: list[int] = []
     if pool:
         probs = head.predict_proba(stack(vectors, [image.id for image in pool]))
         scores = strategy(probs)
         chosen = rank_by_score(scores, k=request.k)
         _add_items(session, round_, pool, probs, scores, chosen, ctx.guide.label_names)
+        chosen_ids = [pool[index].id for index in chosen.tolist()]
+    after = {
+        "strategy": request.strategy,
+        "k": request.k,
+        "model_version": model.id,
+        "pool_size": len(pool),
+        "image_ids": chosen_ids,  # in rank order
+    }
+    record(session, "round.selected", subject=("round", round_.id), after=after)
     session.commit()
     progress(0.9, f"selected {min(request.k, len(pool))} of {len(pool)} images")
     return round_

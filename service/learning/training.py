@@ -3,29 +3,49 @@
 from __future__ import annotations
 
 import hashlib
+import logging
+from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from guides import Guide
 from models.checkpoint import save_checkpoint
 from models.head import TrainedHead
 from models.training import train_head
+from service.audit import record
 from service.context import ServiceContext
 from service.core.errors import NotEnoughLabels
 from service.core.orm import Image, ModelVersion
 from service.core.progress import Progress, no_progress, scaled
 from service.pool.embeddings import ensure_embeddings, stack
 
+log = logging.getLogger(__name__)
 
-def labeled_images(session: Session) -> list[Image]:
+
+def labeled_images(session: Session, label_names: Sequence[str]) -> list[Image]:
+    """Usable images whose confirmed label is one of `label_names` (the guide's), by id."""
     return list(
         session.scalars(
             select(Image)
-            .where(Image.label.is_not(None), Image.unusable_reason.is_(None))
+            .where(Image.label.in_(list(label_names)), Image.unusable_reason.is_(None))
             .order_by(Image.id)
         )
     )
+
+
+def labels_outside_guide(session: Session, guide: Guide) -> dict[str, int]:
+    """Confirmed labels the guide no longer has, with their image counts.
+
+    Those images keep their label (a guide may bring it back) but no model trains on them.
+    """
+    rows = session.execute(
+        select(Image.label, func.count())
+        .where(Image.label.is_not(None), Image.label.not_in(guide.label_names))
+        .group_by(Image.label)
+    ).tuples()
+    return {str(label): count for label, count in rows}
 
 
 def current_model(session: Session, ctx: ServiceContext) -> ModelVersion | None:
@@ -43,7 +63,10 @@ def train_model(
     session: Session, ctx: ServiceContext, *, progress: Progress = no_progress
 ) -> ModelVersion:
     """Embed the labeled images, train a head on them, save it and record its version."""
-    images = labeled_images(session)
+    images = labeled_images(session, ctx.guide.label_names)
+    excluded = labels_outside_guide(session, ctx.guide)
+    if excluded:
+        log.warning("not training on labels removed from the guide: %s", excluded)
     minimum = ctx.settings.model.min_labels_to_train
     if len(images) < minimum:
         raise NotEnoughLabels(f"{len(images)} confirmed labels; training needs at least {minimum}")
@@ -61,7 +84,7 @@ def train_model(
         epochs=ctx.settings.model.train_epochs,
         progress=lambda epoch, total: progress(0.7 + 0.3 * epoch / total, f"epoch {epoch}/{total}"),
     )
-    return record_version(session, ctx, head, digest=labels_digest(usable))
+    return record_version(session, ctx, head, digest=labels_digest(usable), excluded=excluded)
 
 
 def labels_digest(images: list[Image]) -> str:
@@ -73,9 +96,17 @@ def labels_digest(images: list[Image]) -> str:
 
 
 def record_version(
-    session: Session, ctx: ServiceContext, head: TrainedHead, *, digest: str
+    session: Session,
+    ctx: ServiceContext,
+    head: TrainedHead,
+    *,
+    digest: str,
+    excluded: dict[str, int] | None = None,
 ) -> ModelVersion:
-    """Save `head`'s checkpoint and its row (once per version id)."""
+    """Save `head`'s checkpoint and its row (once per version id), audited as `model.trained`.
+
+    `excluded`: labels left out because the guide no longer has them, with their counts.
+    """
     existing = session.get(ModelVersion, head.version)
     if existing is not None:
         ctx.runtime.remember(head)
@@ -92,6 +123,8 @@ def record_version(
         labels_digest=digest,
     )
     session.add(version)
+    after = {"n_train": head.n_train, "metrics": dict(head.metrics), "excluded": excluded or {}}
+    record(session, "model.trained", subject=("model_version", version.id), after=after)
     session.commit()
     ctx.runtime.remember(head)
     return version
@@ -99,4 +132,6 @@ def record_version(
 
 def needs_training(session: Session, model: ModelVersion | None) -> bool:
     """True when no model exists or a confirmed label was added or changed since its training."""
-    return model is None or model.labels_digest != labels_digest(labeled_images(session))
+    if model is None:
+        return True
+    return model.labels_digest != labels_digest(labeled_images(session, model.class_names))

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from guides import Guide
+from service.audit import record
 from service.core.errors import NotFound, UnknownLabel
 from service.core.orm import Image, utcnow
 
@@ -61,13 +62,25 @@ def import_labels(
             f"{len(missing)} image ids are not registered", details={"missing": missing[:50]}
         )
     now, imported, kept = utcnow(), 0, []
+    before: dict[int, str | None] = {}
     for item in labels:
         image = images[item.image_id]
         if image.label_source == "annotation":
             kept.append(image.id)
             continue
+        if image.label != item.label:
+            before.setdefault(image.id, image.label)
         image.label, image.label_source, image.labeled_at = item.label, source, now
         imported += 1
+    if before:  # one entry per import: the labels it changed, old and new
+        after = {str(i): images[i].label for i in before}
+        record(
+            session,
+            "label.changed",
+            subject=("label_import", source),
+            before={str(i): label for i, label in before.items()},
+            after=after,
+        )
     session.commit()
     return ImportResult(imported, kept)
 

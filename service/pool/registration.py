@@ -1,4 +1,8 @@
-"""Registering images: a folder under an allowed root, or an uploaded file."""
+"""Registering images: a folder under an allowed root, or an uploaded file.
+
+Every file is checked where it really is: a symlink under an allowed root that leads out of
+the roots is skipped (`path_not_allowed`), and serving an image checks its path again.
+"""
 
 from __future__ import annotations
 
@@ -14,7 +18,8 @@ from sqlalchemy.orm import Session
 
 from models.errors import ImageDecodeError
 from models.images import ImageInfo, inspect_image
-from service.core.errors import InvalidImage, PathNotAllowed, PathNotFound
+from service.audit import record
+from service.core.errors import InvalidImage, NotFound, PathNotAllowed, PathNotFound, ServiceError
 from service.core.orm import Image
 
 Progress = Callable[[int, int], None]
@@ -34,19 +39,52 @@ class RegistrationReport:
     skipped: list[SkippedFile] = field(default_factory=list)
 
 
+class InvalidPath(ServiceError):
+    status_code, code = 422, "invalid_path"
+
+
+MAX_PATH_CHARS = 4096
+
+
 def resolve_allowed(path: str | Path, allowed_roots: Sequence[Path]) -> Path:
-    """`path` made absolute, or PathNotAllowed when it is not under an allowed root."""
-    candidate = Path(path).expanduser()
-    resolved = candidate.resolve()
-    roots = [root.expanduser().resolve() for root in allowed_roots]
-    if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
+    """`path` made absolute with its symlinks resolved, if it exists under an allowed root.
+
+    Raises InvalidPath (NUL bytes, too long, unresolvable), PathNotAllowed or PathNotFound.
+    """
+    text = str(path)
+    if not text or "\x00" in text or len(text) > MAX_PATH_CHARS:
+        raise InvalidPath(f"not a usable path ({len(text)} characters, NUL bytes refused)")
+    try:
+        resolved = Path(text).expanduser().resolve()
+        inside = is_inside(resolved, allowed_roots)
+        exists = resolved.exists()
+    except (OSError, RuntimeError, ValueError) as err:  # a loop of links, a name too long
+        raise InvalidPath(f"{text[:200]} cannot be resolved: {err}") from err
+    if not inside:
         raise PathNotAllowed(
-            f"{path} is outside the allowed roots",
-            details={"allowed_roots": [str(r) for r in roots]},
+            f"{text[:200]} is outside the allowed roots",
+            details={"allowed_roots": [str(r) for r in _roots(allowed_roots)]},
         )
-    if not resolved.exists():
-        raise PathNotFound(f"{path} does not exist")
+    if not exists:
+        raise PathNotFound(f"{text[:200]} does not exist")
     return resolved
+
+
+def is_inside(resolved: Path, allowed_roots: Sequence[Path]) -> bool:
+    """Whether an already resolved path is one of the roots or below one."""
+    return any(resolved == root or resolved.is_relative_to(root) for root in _roots(allowed_roots))
+
+
+def _roots(allowed_roots: Sequence[Path]) -> list[Path]:
+    return [root.expanduser().resolve() for root in allowed_roots]
+
+
+def servable_path(image: Image, allowed_roots: Sequence[Path], upload_dir: Path) -> Path:
+    """The file to serve for `image`, checked again now: its link may have changed since."""
+    try:
+        return resolve_allowed(image.path, [*allowed_roots, upload_dir])
+    except PathNotFound as err:
+        raise NotFound(f"the file of image {image.id} is gone") from err
 
 
 def sha256_of(path: Path) -> str:
@@ -57,41 +95,67 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+BATCH = 200  # files per transaction (and per audit entry)
+
+
 def register_folder(
-    session: Session, folder: Path, *, max_pixels: int, progress: Progress | None = None
+    session: Session,
+    folder: Path,
+    *,
+    allowed_roots: Sequence[Path],
+    max_pixels: int,
+    progress: Progress | None = None,
 ) -> RegistrationReport:
-    """Register every readable image below `folder`; anything else is skipped with its reason."""
+    """Register every readable image below `folder`; anything else is skipped with its reason.
+
+    Each batch commits with one `image.registered` audit entry naming the images it added.
+    """
     files = sorted(
         p
         for p in folder.rglob("*")
         if p.is_file() and not any(part.startswith(".") for part in p.relative_to(folder).parts)
     )
     under_folder = Image.path.startswith(f"{folder}{os.sep}", autoescape=True)
-    known = dict(session.execute(select(Image.path, Image.id).where(under_folder)).tuples().all())
+    known = set(session.scalars(select(Image.path).where(under_folder)))
     report = RegistrationReport()
-    for done, path in enumerate(files, start=1):
-        if str(path) in known:
-            report.already_known += 1
-        else:
-            _register_one(session, path, "folder", max_pixels=max_pixels, report=report)
-        if done % 200 == 0 or done == len(files):
-            session.commit()  # keep write transactions short; progress is written elsewhere
-            if progress is not None:
-                progress(done, len(files))
+    for start in range(0, len(files), BATCH):
+        added = [
+            image.id
+            for path in files[start : start + BATCH]
+            if (image := _register_one(session, path, known, allowed_roots, max_pixels, report))
+        ]
+        if added:
+            after = {"registered": len(added), "image_ids": added}
+            record(session, "image.registered", subject=("folder", str(folder)), after=after)
+        session.commit()  # keep write transactions short; progress is written elsewhere
+        if progress is not None:
+            progress(min(start + BATCH, len(files)), len(files))
     session.commit()
     return report
 
 
 def _register_one(
-    session: Session, path: Path, source: str, *, max_pixels: int, report: RegistrationReport
-) -> None:
+    session: Session,
+    path: Path,
+    known: set[str],
+    allowed_roots: Sequence[Path],
+    max_pixels: int,
+    report: RegistrationReport,
+) -> Image | None:
+    if str(path) in known:
+        report.already_known += 1
+        return None
+    if not is_inside(path.resolve(), allowed_roots):
+        reason = "a link to a file outside the allowed roots"
+        report.skipped.append(SkippedFile(str(path), PathNotAllowed.code, reason))
+        return None
     try:
         info = inspect_image(path, max_pixels=max_pixels)
     except ImageDecodeError as err:
         report.skipped.append(SkippedFile(str(path), err.code, err.reason))
-        return
-    _add_image(session, path, info, source, sha256_of(path))
+        return None
     report.registered += 1
+    return _add_image(session, path, info, "folder", sha256_of(path))
 
 
 def _add_image(session: Session, path: Path, info: ImageInfo, source: str, digest: str) -> Image:
@@ -122,4 +186,36 @@ def register_upload(
         staging.unlink(missing_ok=True)
         raise InvalidImage(f"{filename}: {err.reason}", details={"code": err.code}) from err
     staging.replace(target)
-    return _add_image(session, target, info, "upload", digest)
+    image = _add_image(session, target, info, "upload", digest)
+    record(session, "image.registered", subject=("image", image.id), after={"sha256": digest})
+    return image
+
+
+def retry_image(session: Session, image_id: int, *, max_pixels: int) -> Image:
+    """Check an image marked unusable again; if it now decodes, it returns to the pool.
+
+    Raises NotFound, or InvalidImage (with the new reason kept) when it still fails.
+    """
+    image = session.get(Image, image_id)
+    if image is None:
+        raise NotFound(f"image {image_id} does not exist")
+    before = image.unusable_reason
+    try:
+        inspect_image(image.path, max_pixels=max_pixels)
+    except ImageDecodeError as err:
+        image.unusable_reason = f"{err.code}: {err.reason}"
+        session.commit()
+        raise InvalidImage(
+            f"image {image_id} still fails: {err.reason}", details={"code": err.code}
+        ) from err
+    image.unusable_reason = None
+    if before is not None:
+        record(
+            session,
+            "image.retried",
+            subject=("image", image.id),
+            before={"unusable_reason": before},
+            after={"unusable_reason": None},
+        )
+    session.commit()
+    return image

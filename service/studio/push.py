@@ -6,6 +6,7 @@ from sqlalchemy.orm import Session
 
 from labeling.studio_config import project_spec
 from labeling.tasks import Suggestion, TaskDraft
+from service.audit import record
 from service.context import ServiceContext
 from service.core.errors import NotFound
 from service.core.orm import Round, RoundItem
@@ -40,6 +41,8 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     for item, task_id in zip(pending, ctx.gateway.import_tasks(project_id, drafts), strict=True):
         item.task_id = task_id
     round_.status = "pushed"
+    after = {"project_id": project_id, "tasks_created": len(pending), "tasks": len(items)}
+    record(session, "task.pushed", subject=("round", round_.id), after=after)
     session.commit()
     refresh_pending_suggestions(session, ctx, project_id, round_.model_version)
     ctx.gateway.use_model_version(project_id, round_.model_version)

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import asdict
+from typing import Annotated
 
-from fastapi import APIRouter, UploadFile, status
+from fastapi import APIRouter, Path, UploadFile, status
 from sqlalchemy import func, select
 
 from service.api.deps import ContextDep, JobsDep, SessionDep
@@ -15,7 +16,7 @@ from service.auth.signing import MediaSigner
 from service.core.errors import NotFound, PayloadTooLarge
 from service.core.orm import Image
 from service.core.progress import Progress
-from service.pool.registration import register_folder, register_upload, resolve_allowed
+from service.pool.registration import register_folder, register_upload, resolve_allowed, retry_image
 
 router = APIRouter(tags=["images"])
 
@@ -35,6 +36,7 @@ def register(body: RegisterFolderRequest, context: ContextDep, jobs: JobsDep) ->
             report = register_folder(
                 session,
                 folder,
+                allowed_roots=context.settings.allowed_roots,
                 max_pixels=context.settings.max_image_pixels,
                 progress=lambda done, total: progress(
                     done / max(total, 1), f"checked {done}/{total} files"
@@ -81,6 +83,18 @@ def list_images(
     """Registered images by id, each with a signed URL of its file."""
     rows, next_cursor = page_rows(session, select(Image), Image.id, limit=limit, cursor=cursor)
     return Page(items=[image_out(i, context.media) for i in rows], next_cursor=next_cursor)
+
+
+@router.post("/images/{image_id}/retry", response_model=ImageOut)
+def retry(
+    image_id: Annotated[int, Path(ge=1, le=2**63 - 1)], context: ContextDep, session: SessionDep
+) -> ImageOut:
+    """Check an image marked unusable again: if its file now decodes, it returns to the pool.
+
+    422 `invalid_image` (with the new reason stored) when it still fails to decode.
+    """
+    image = retry_image(session, image_id, max_pixels=context.settings.max_image_pixels)
+    return image_out(image, context.media)
 
 
 @router.get("/images/counts", response_model=ImageCounts)

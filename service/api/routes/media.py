@@ -10,6 +10,7 @@ from fastapi.responses import FileResponse
 from service.api.deps import ContextDep, SessionDep
 from service.core.errors import NotFound
 from service.core.orm import Image
+from service.pool.registration import servable_path
 
 router = APIRouter(tags=["media"])
 
@@ -37,4 +38,5 @@ def media(
     image = session.get(Image, image_id) if 0 < image_id <= MAX_ID else None
     if image is None:
         raise NotFound(f"image {image_id} does not exist")
-    return FileResponse(image.path, headers={"Cache-Control": "private, max-age=3600"})
+    path = servable_path(image, context.settings.allowed_roots, context.settings.upload_dir)
+    return FileResponse(path, headers={"Cache-Control": "private, max-age=3600"})

@@ -45,7 +45,7 @@ def current_revision(engine: Engine) -> str | None:
         return connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
-def upgrade_database(engine: Engine, revision: str = "head") -> None:
+def upgrade_database(engine: Engine, revision: str = "heads") -> None:
     """Bring the database up to `revision`, serialised across processes on PostgreSQL."""
     _migrate(engine, lambda config: _upgrade(config, revision))
 

@@ -1,0 +1,85 @@
+"""`/metrics` and JSON logs: requests by route template, database gauges, request ids."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from service.core.logs import JsonFormatter, scope
+from service.core.metrics import ObservedTransport, path_template
+from tests.helpers import ImagePool, api_client, make_settings, register_pool
+
+
+def samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def test_metrics_count_requests_by_route_template_and_read_the_database(
+    tmp_path: Path, fashion_pool: ImagePool, database_url: str
+) -> None:
+    settings = make_settings(tmp_path, fashion_pool, database_url=database_url)
+    with api_client(settings) as client:
+        assert client.get("/metrics", headers={"Authorization": ""}).status_code == 401
+        register_pool(client, str(fashion_pool.folder))
+        for image_id in (123456, 654321):
+            assert client.post(f"/v1/images/{image_id}/retry").status_code == 404
+        body = client.get("/metrics")
+        assert body.status_code == 200 and body.headers["content-type"].startswith("text/plain")
+        found = samples(body.text)
+    route = (("method", "POST"), ("route", "/v1/images/{image_id}/retry"), ("status", "404"))
+    assert found[("activelabel_http_requests_total", route)] >= 2
+    assert not any("123456" in str(labels) for _, labels in found)  # never the raw path
+    assert found[("activelabel_http_request_duration_seconds_count", route)] >= 2
+    n = len(fashion_pool.labels)
+    assert found[("activelabel_images", (("state", "unlabeled"),))] == n
+    assert found[("activelabel_images", (("state", "labeled"),))] == 0
+    assert found[("activelabel_labels_last_hour", ())] == 0
+
+
+def test_label_studio_calls_are_timed_and_failures_counted() -> None:
+    before = _errors("GET", "/api/projects/{id}/", "unreachable")
+    client = httpx.Client(transport=ObservedTransport(), timeout=2)
+    with pytest.raises(httpx.ConnectError):
+        client.get("http://127.0.0.1:9/api/projects/12/")  # the discard port: refused
+    client.close()
+    assert _errors("GET", "/api/projects/{id}/", "unreachable") == before + 1
+    assert path_template("/api/tasks/7/annotations/") == "/api/tasks/{id}/annotations/"
+
+
+def _errors(method: str, path: str, error: str) -> float:
+    from service.core.metrics import REGISTRY
+
+    value = REGISTRY.get_sample_value(
+        "activelabel_label_studio_errors_total", {"method": method, "path": path, "error": error}
+    )
+    return value or 0.0
+
+
+def test_log_lines_are_json_with_the_request_id_and_extras() -> None:
+    record = logging.LogRecord("activelabel.x", logging.INFO, __file__, 1, "hi %s", ("you",), None)
+    record.status = 404
+    with scope("req-9"):
+        line = json.loads(JsonFormatter().format(record))
+    assert line["message"] == "hi you" and line["request_id"] == "req-9"
+    assert (line["level"], line["logger"], line["status"]) == ("INFO", "activelabel.x", 404)
+    assert json.loads(JsonFormatter().format(record))["request_id"] is None
+
+
+def test_request_ids_are_echoed_or_made(tmp_path: Path, fashion_pool: ImagePool) -> None:
+    with api_client(make_settings(tmp_path, fashion_pool)) as client:
+        given = client.get("/health", headers={"X-Request-ID": "pipeline-42"})
+        assert given.headers["X-Request-ID"] == "pipeline-42"
+        made = client.get("/health", headers={"X-Request-ID": "not a sane id; {}"})
+        assert (
+            made.headers["X-Request-ID"] != "pipeline-42"
+            and len(made.headers["X-Request-ID"]) == 32
+        )
