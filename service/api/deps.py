@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the context, a database session, the job runner and the API key."""
+"""FastAPI dependencies: the context, a database session, and the API key."""
 
 from __future__ import annotations
 
@@ -12,7 +12,6 @@ from sqlalchemy.orm import Session
 from service.auth.keys import MissingApiKey, authenticate
 from service.auth.tables import ApiKey
 from service.context import ServiceContext
-from service.jobs.runner import JobRunner
 
 bearer = HTTPBearer(
     auto_error=False,
@@ -24,9 +23,6 @@ bearer = HTTPBearer(
 def get_context(request: Request) -> ServiceContext:
     return request.app.state.context  # type: ignore[no-any-return]
 
-
-def get_jobs(request: Request) -> JobRunner:
-    return request.app.state.jobs  # type: ignore[no-any-return]
 
 
 def get_session(context: Annotated[ServiceContext, Depends(get_context)]) -> Iterator[Session]:
@@ -52,6 +48,5 @@ def require_api_key(
 
 
 ContextDep = Annotated[ServiceContext, Depends(get_context)]
-JobsDep = Annotated[JobRunner, Depends(get_jobs)]
 SessionDep = Annotated[Session, Depends(get_session)]
 CurrentKey = Annotated[ApiKey, Depends(require_api_key)]

@@ -21,15 +21,21 @@ class JobAccepted(BaseModel):
 class JobStatus(BaseModel):
     id: str
     kind: str
-    status: Literal["queued", "running", "succeeded", "failed"]
+    scope: str = Field(description="what the job holds while it runs: one running job per scope")
+    status: Literal["queued", "running", "succeeded", "failed", "cancelled"]
     progress: float
     percent: int
     message: str
     params: dict[str, Any]
     result: dict[str, Any] | None
-    error: dict[str, str] | None
+    error: dict[str, str] | None = Field(description="`code` and `message` of a failed job")
+    attempts: int
+    max_attempts: int
+    cancel_requested: bool
     created_at: datetime
     updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
 
 
 class ImageOut(BaseModel):

@@ -100,8 +100,9 @@ def test_label_studio_down_fails_the_push_but_keeps_the_selection(
     assert all(item["task_id"] is None for item in round_["items"])
     health = client.get("/v1/health").json()
     assert health["status"] == "degraded" and health["label_studio"] is False
-    retry = client.post(f"/v1/rounds/{round_['id']}/push")
-    assert (retry.status_code, retry.json()["error"]["code"]) == (503, "label_studio_unavailable")
+    retry = wait_for_job(client, client.post(f"/v1/rounds/{round_['id']}/push").json())
+    assert (retry["status"], retry["error"]["code"]) == ("failed", "label_studio_unavailable")
+    assert retry["attempts"] == job["attempts"] == 3  # retried while Label Studio is down
 
 
 def test_a_second_seed_import_never_overwrites_annotators_labels(

@@ -7,41 +7,36 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.uncertainty import available_strategies
-from service.api.deps import ContextDep, JobsDep, SessionDep
+from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
 from service.api.schemas import JobAccepted, ModelVersionOut, RoundItemOut, RoundOut, RoundRequestIn
 from service.context import ServiceContext
 from service.core.errors import NotFound, UnknownStrategy
 from service.core.orm import ModelVersion, Round, RoundItem
-from service.core.progress import Progress
-from service.learning.selection import RoundRequest, round_items
-from service.learning.training import current_model, train_model
-from service.studio.push import push_round, run_round
+from service.jobs.queue import enqueue
+from service.learning.jobs import MODEL_SCOPE
+from service.learning.selection import round_items
+from service.learning.training import current_model
+from service.studio.jobs import project_scope
 
 router = APIRouter(tags=["rounds"])
 
 
 @router.post("/rounds", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
-def start_round(body: RoundRequestIn, context: ContextDep, jobs: JobsDep) -> JobAccepted:
-    """Score the unlabeled pool, choose the top K and push them to Label Studio, as a job."""
+def start_round(body: RoundRequestIn, context: ContextDep, session: SessionDep) -> JobAccepted:
+    """Score the unlabeled pool, choose the top K and push them to Label Studio, as a job.
+
+    One round per project waits or runs at a time: asking again returns that job.
+    """
     if body.strategy not in available_strategies():  # fail now, not inside the job
         raise UnknownStrategy(
             f"unknown strategy {body.strategy!r}", details={"available": available_strategies()}
         )
-    request = RoundRequest(k=body.k, strategy=body.strategy, retrain=body.retrain)
-
-    def work(progress: Progress) -> dict[str, object]:
-        round_ = run_round(context, request, progress=progress)
-        return {
-            "round_id": round_.id,
-            "model_version": round_.model_version,
-            "project_id": round_.project_id,
-            "embedded": round_.embedded,
-            "images_per_second": round_.embedding_rate,
-        }
-
-    return accepted(jobs.submit("round", body.model_dump(), work))
+    params = {"k": body.k, "strategy": body.strategy, "retrain": body.retrain}
+    job = enqueue(session, "round", params, scope=project_scope(context.settings))
+    session.commit()
+    return accepted(job.id)
 
 
 @router.get("/rounds", response_model=Page[RoundOut])
@@ -62,27 +57,29 @@ def get_round(round_id: int, context: ContextDep, session: SessionDep) -> RoundO
     return round_out(context, round_, round_items(session, round_.id))
 
 
-@router.post("/rounds/{round_id}/push", response_model=RoundOut)
-def repush(round_id: int, context: ContextDep, session: SessionDep) -> RoundOut:
-    """Push a round again after Label Studio was unreachable; tasks already there are kept."""
-    round_ = push_round(session, context, round_id)
-    return round_out(context, round_, round_items(session, round_.id))
+@router.post(
+    "/rounds/{round_id}/push", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED
+)
+def repush(round_id: int, context: ContextDep, session: SessionDep) -> JobAccepted:
+    """Push a round again after Label Studio was unreachable, as a job.
+
+    Tasks already there are kept and a pushed round is left as it is. The job waits while
+    another job works on the project (a round being pushed); asking again returns it.
+    """
+    if session.get(Round, round_id) is None:
+        raise NotFound(f"round {round_id} does not exist")
+    scope = project_scope(context.settings)
+    job = enqueue(session, "push", {"round_id": round_id}, scope=scope, key=str(round_id))
+    session.commit()
+    return accepted(job.id)
 
 
 @router.post("/model/train", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
-def train(context: ContextDep, jobs: JobsDep) -> JobAccepted:
+def train(session: SessionDep) -> JobAccepted:
     """Train a new model version on every confirmed label, as a job."""
-
-    def work(progress: Progress) -> dict[str, object]:
-        with context.sessions() as session:
-            version = train_model(session, context, progress=progress)
-            return {
-                "model_version": version.id,
-                "n_train": version.n_train,
-                "metrics": version.metrics,
-            }
-
-    return accepted(jobs.submit("train", {}, work))
+    job = enqueue(session, "train", {}, scope=MODEL_SCOPE)
+    session.commit()
+    return accepted(job.id)
 
 
 @router.get("/model", response_model=ModelVersionOut)

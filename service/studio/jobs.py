@@ -1,0 +1,89 @@
+"""Label Studio's jobs: a whole round (select, then push) and a re-push of one round.
+
+Every job here works on the service's Label Studio project, so each runs in that project's
+scope: at most one of them runs at a time, across processes. To add a kind, write a
+handler `(ctx, job) -> dict` and add a `JobSpec` to `HANDLERS`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from labeling.errors import LabelStudioUnavailable
+from service.context import ServiceContext
+from service.core.progress import scaled
+from service.core.settings import Settings
+from service.jobs.registry import JobContext, JobSpec
+from service.learning.selection import RoundRequest, round_items, select_round
+from service.learning.training import current_model
+from service.studio.project import ensure_project
+from service.studio.push import push_round
+from service.studio.reconcile import RECONCILE_JOBS
+from service.studio.suggestions import refresh_pending_suggestions
+
+
+def project_scope(settings: Settings) -> str:
+    """The scope of every job that works on the service's Label Studio project."""
+    return f"studio-project:{settings.label_studio.project_title}"[:255]
+
+
+def run_round(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
+    """Select a batch, then push it. A retry pushes the round an earlier attempt selected."""
+    round_id = job.checkpoint.get("round_id")
+    if round_id is None:
+        request = RoundRequest(
+            k=int(job.params["k"]),
+            strategy=str(job.params["strategy"]),
+            retrain=bool(job.params["retrain"]),
+        )
+        with ctx.sessions() as session:
+            round_id = select_round(session, ctx, request, progress=scaled(job.progress, 0, 0.9)).id
+        job.save_checkpoint({"round_id": round_id})
+    job.progress(0.9, "pushing tasks to Label Studio")
+    with ctx.sessions() as session:
+        round_ = push_round(session, ctx, int(round_id))
+        pushed = len(round_items(session, round_.id))
+        job.progress(1.0, f"round {round_.id}: {pushed} tasks pushed")
+        return {
+            "round_id": round_.id,
+            "model_version": round_.model_version,
+            "project_id": round_.project_id,
+            "embedded": round_.embedded,
+            "images_per_second": round_.embedding_rate,
+        }
+
+
+def push(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
+    """Push one round again (after Label Studio was down); a pushed round is left as it is."""
+    with ctx.sessions() as session:
+        round_ = push_round(session, ctx, int(job.params["round_id"]))
+        items = round_items(session, round_.id)
+        return {
+            "round_id": round_.id,
+            "status": round_.status,
+            "tasks": sum(1 for item in items if item.task_id is not None),
+        }
+
+
+REFRESH_KIND = "refresh_suggestions"
+
+
+def refresh_suggestions(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
+    """Give every waiting task the active version's suggestion (idempotent: only stale ones)."""
+    project_id = ensure_project(ctx)
+    with ctx.sessions() as session:
+        model = current_model(session, ctx)
+        if model is None:
+            return {"model_version": None, "refreshed": 0}
+        refreshed = refresh_pending_suggestions(session, ctx, project_id, model.id)
+    ctx.gateway.use_model_version(project_id, model.id)
+    return {"model_version": model.id, "refreshed": refreshed}
+
+
+# Label Studio being down is worth another attempt (after 2 s, then 4 s); anything else is not.
+HANDLERS = {
+    "round": JobSpec("round", run_round, retry_on=(LabelStudioUnavailable,)),
+    "push": JobSpec("push", push, retry_on=(LabelStudioUnavailable,)),
+    REFRESH_KIND: JobSpec(REFRESH_KIND, refresh_suggestions, retry_on=(LabelStudioUnavailable,)),
+    **RECONCILE_JOBS,
+}
