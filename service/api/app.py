@@ -20,8 +20,12 @@ from service.context import ServiceContext
 from service.core.db import make_engine, session_factory
 from service.core.metrics import ObservedTransport
 from service.core.settings import Settings, get_settings
-from service.jobs.runner import JobRunner
+from service.jobs.registry import JobSpec, build_registry
+from service.jobs.worker import Worker
+from service.learning import jobs as learning_jobs
 from service.learning.runtime import ModelRuntime
+from service.pool import jobs as pool_jobs
+from service.studio import jobs as studio_jobs
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +59,11 @@ def build_context(settings: Settings) -> ServiceContext:
     )
 
 
+def job_registry() -> dict[str, JobSpec]:
+    """Every job kind the service runs, from each domain's `HANDLERS`."""
+    return build_registry(pool_jobs.HANDLERS, learning_jobs.HANDLERS, studio_jobs.HANDLERS)
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or get_settings()
 
@@ -62,14 +71,15 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = build_context(settings)
         app.state.context = context
-        app.state.jobs = JobRunner(context.sessions)
+        app.state.jobs = Worker(context, job_registry())
+        app.state.jobs.start()
         log.info(
             "serving with backbone %s on %s", context.runtime.backbone_id, context.runtime.device
         )
         try:
             yield
         finally:
-            app.state.jobs.shutdown()
+            app.state.jobs.stop()
             context.gateway.close()
             context.engine.dispose()
 

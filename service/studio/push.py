@@ -1,4 +1,4 @@
-"""Pushing a round to Label Studio, and a whole round (select, then push)."""
+"""Pushing a round to Label Studio (run as a job: see `studio/jobs.py`)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from service.audit import record
 from service.context import ServiceContext
 from service.core.errors import NotFound
 from service.core.orm import Round, RoundItem
-from service.core.progress import Progress, no_progress
-from service.learning.selection import RoundRequest, round_items, select_round
+from service.learning.selection import round_items
+from service.learning.training import current_model
 from service.studio.suggestions import refresh_pending_suggestions
 
 
@@ -20,11 +20,14 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
 
     The round is marked `pushing` before the import. A round found in that state was cut
     off mid-push: its images are matched to the tasks already in the project, never
-    imported twice.
+    imported twice. A pushed round stays pushed: pushing it again changes nothing, neither
+    its tasks nor the project's model version.
     """
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise NotFound(f"round {round_id} does not exist")
+    if round_.status == "pushed":
+        return round_
     project_id = ctx.gateway.ensure_project(
         project_spec(ctx.guide, title=ctx.settings.label_studio.project_title)
     )
@@ -44,8 +47,11 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     after = {"project_id": project_id, "tasks_created": len(pending), "tasks": len(items)}
     record(session, "task.pushed", subject=("round", round_.id), after=after)
     session.commit()
-    refresh_pending_suggestions(session, ctx, project_id, round_.model_version)
-    ctx.gateway.use_model_version(project_id, round_.model_version)
+    # Suggestions follow the model in force, never an older round's own version.
+    model = current_model(session, ctx)
+    version = model.id if model is not None else round_.model_version
+    refresh_pending_suggestions(session, ctx, project_id, version)
+    ctx.gateway.use_model_version(project_id, version)
     return round_
 
 
@@ -60,15 +66,3 @@ def _draft(item: RoundItem, round_: Round, image_url: str) -> TaskDraft:
         ),
         meta={"round": round_.id, "rank": item.rank, "uncertainty": round(item.score, 6)},
     )
-
-
-def run_round(
-    ctx: ServiceContext, request: RoundRequest, *, progress: Progress = no_progress
-) -> Round:
-    """Select a batch and push it: one whole round."""
-    with ctx.sessions() as session:
-        round_ = select_round(session, ctx, request, progress=progress)
-        progress(0.9, "pushing tasks to Label Studio")
-        pushed = push_round(session, ctx, round_.id)
-        progress(1.0, f"round {pushed.id}: {len(round_items(session, pushed.id))} tasks pushed")
-        return pushed

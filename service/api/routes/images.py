@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated
 
 from fastapi import APIRouter, Path, UploadFile, status
 from sqlalchemy import func, select
 
-from service.api.deps import ContextDep, JobsDep, SessionDep
+from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
 from service.api.schemas import ImageCounts, ImageOut, JobAccepted, RegisterFolderRequest
 from service.auth.signing import MediaSigner
 from service.core.errors import NotFound, PayloadTooLarge
 from service.core.orm import Image
-from service.core.progress import Progress
-from service.pool.registration import register_folder, register_upload, resolve_allowed, retry_image
+from service.jobs.queue import enqueue
+from service.pool.jobs import POOL_SCOPE, folder_key
+from service.pool.registration import register_upload, resolve_allowed, retry_image
 
 router = APIRouter(tags=["images"])
 
 
 @router.post("/images/register", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
-def register(body: RegisterFolderRequest, context: ContextDep, jobs: JobsDep) -> JobAccepted:
+def register(body: RegisterFolderRequest, context: ContextDep, session: SessionDep) -> JobAccepted:
     """Register every image below a folder under an allowed root, as a job.
 
     Unreadable files are skipped and listed in the job's result with a code and a reason.
@@ -30,26 +30,11 @@ def register(body: RegisterFolderRequest, context: ContextDep, jobs: JobsDep) ->
     folder = resolve_allowed(body.folder, context.settings.allowed_roots)
     if not folder.is_dir():
         raise NotFound(f"{body.folder} is not a folder")
-
-    def work(progress: Progress) -> dict[str, object]:
-        with context.sessions() as session:
-            report = register_folder(
-                session,
-                folder,
-                allowed_roots=context.settings.allowed_roots,
-                max_pixels=context.settings.max_image_pixels,
-                progress=lambda done, total: progress(
-                    done / max(total, 1), f"checked {done}/{total} files"
-                ),
-            )
-            session.commit()
-        return {
-            "registered": report.registered,
-            "already_known": report.already_known,
-            "skipped": [asdict(s) for s in report.skipped],
-        }
-
-    return accepted(jobs.submit("register", {"folder": str(folder)}, work))
+    job = enqueue(
+        session, "register", {"folder": str(folder)}, scope=POOL_SCOPE, key=folder_key(folder)
+    )
+    session.commit()
+    return accepted(job.id)
 
 
 @router.post("/images/upload", response_model=ImageOut, status_code=status.HTTP_201_CREATED)
