@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dataset-fashion-mnist chromium postgresql
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-fast test-gpu lint bench serve clean help
+.PHONY: setup system-packages demo test test-fast test-postgres test-gpu lint bench serve clean help
 
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
@@ -53,6 +53,11 @@ test: setup
 
 test-fast: setup
 	$(VENV)/bin/python -m pytest -m "not gpu and not integration and not browser" $(PYTEST_ARGS)
+
+# The service tests with every `database_url` on a real PostgreSQL started on loopback.
+test-postgres: setup
+	ACTIVELABEL_TEST_DATABASES=postgresql $(VENV)/bin/python -m pytest tests/service \
+	  -m "not gpu and not integration and not browser" $(PYTEST_ARGS)
 
 # On a machine with CUDA: the GPU checks of models/ (no web stack needed).
 test-gpu:

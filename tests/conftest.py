@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -48,7 +49,11 @@ def postgres() -> Iterator[PostgresServer]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# Which databases `database_url` runs on: both by default; `make test-postgres` picks one.
+TEST_DATABASES = os.environ.get("ACTIVELABEL_TEST_DATABASES", "sqlite,postgresql").split(",")
+
+
+@pytest.fixture(params=TEST_DATABASES)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """The service's database: its SQLite default, then a real PostgreSQL."""
     if request.param == "sqlite":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.exc import DataError
+
 from guides import GuideError
 from labeling.errors import LabelingError, LabelStudioRejected, LabelStudioUnavailable
 from models.errors import ModelError
@@ -71,6 +73,8 @@ def classify(exc: Exception) -> tuple[int, str, str, Any]:
         return 422, exc.code, str(exc), None
     if isinstance(exc, ModelError):
         return 422, exc.code, str(exc), None
+    if isinstance(exc, (OverflowError, DataError)):  # a value the database cannot hold
+        return 422, "invalid_value", "a value in the request is out of range or malformed", None
     return 500, "internal_error", "an unexpected error occurred; see the service log", None
 
 

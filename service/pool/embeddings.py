@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +30,11 @@ class Embedder(Protocol):
 
 
 CHUNK = 512  # images embedded between two commits
+# A file that cannot be opened now (a share offline, a file being replaced) may be readable
+# later: it is left out of this run only. Any other failure is the content's: permanent
+# until `retry_image` finds the file fixed.
+TRANSIENT_CODES = frozenset({"image_unreadable"})
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -36,6 +42,7 @@ class StoredEmbeddings:
     vectors: dict[int, np.ndarray]  # image id -> (D,) float32
     computed: int  # how many were embedded by this call
     seconds: float  # how long that took
+    unreadable: list[int] = field(default_factory=list)  # left out this time only
 
     @property
     def images_per_second(self) -> float:
@@ -51,12 +58,13 @@ def ensure_embeddings(
 ) -> StoredEmbeddings:
     """Embeddings of every usable image given; missing ones are computed and stored.
 
-    Images that fail to decode are marked unusable (with the reason) and left out.
+    Images that fail to decode are marked unusable (with the reason) and left out; images
+    whose file cannot be read now are left out of this call only (`unreadable`).
     """
     backbone_id = runtime.backbone_id
     vectors = _stored(session, backbone_id, [image.id for image in images])
     missing = [image for image in images if image.id not in vectors and not image.unusable_reason]
-    started, done = time.monotonic(), 0
+    started, done, unreadable = time.monotonic(), 0, []
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start : start + CHUNK]
 
@@ -79,10 +87,15 @@ def ensure_embeddings(
             )
             vectors[image.id] = vector.astype(np.float32)
         for failure in result.failures:
-            chunk[failure.index].unusable_reason = f"{failure.code}: {failure.reason}"
+            image = chunk[failure.index]
+            if failure.code in TRANSIENT_CODES:
+                unreadable.append(image.id)
+                log.warning("image %d unreadable for now: %s", image.id, failure.reason)
+            else:
+                image.unusable_reason = f"{failure.code}: {failure.reason}"
         session.commit()
         done += len(chunk)
-    return StoredEmbeddings(vectors, done, time.monotonic() - started)
+    return StoredEmbeddings(vectors, done, time.monotonic() - started, unreadable)
 
 
 def _stored(session: Session, backbone_id: str, image_ids: list[int]) -> dict[int, np.ndarray]:
