@@ -6,7 +6,7 @@ from typing import Any
 
 from service.context import ServiceContext
 from service.jobs.registry import JobContext, JobSpec
-from service.learning.training import train_model
+from service.learning.training import labels_outside_guide, train_model
 
 MODEL_SCOPE = "model"
 
@@ -19,6 +19,7 @@ def train(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
             "model_version": version.id,
             "n_train": version.n_train,
             "metrics": version.metrics,
+            "labels_outside_guide": labels_outside_guide(session, ctx.guide),  # not trained on
         }
 
 
