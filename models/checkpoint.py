@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -36,6 +37,7 @@ def save_checkpoint(head: TrainedHead, directory: str | Path) -> Path:
         "n_train": int(head.n_train),
         "metrics": {name: float(value) for name, value in head.metrics.items()},
         "created_at": head.created_at,
+        "temperature": float(head.temperature),
     }
     handle, temporary = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=".pt")
     try:
@@ -65,7 +67,8 @@ def load_checkpoint(path: str | Path) -> TrainedHead:
     """Read a head written by :func:`save_checkpoint`.
 
     Raises :class:`CheckpointError` when the file is missing, unreadable, of another
-    format, or when its weights no longer match its recorded version.
+    format, or when its weights no longer match its recorded version. Files written before
+    heads had a temperature load with temperature 1.0 and keep their version.
     """
     payload = read_tensor_file(path, what="checkpoint")
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
@@ -79,7 +82,10 @@ def load_checkpoint(path: str | Path) -> TrainedHead:
         head = _head_from_payload(payload)
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"checkpoint {path} is incomplete or malformed: {err}") from err
-    if head_version(head.backbone_id, head.class_names, head.state) != head.version:
+    expected = head_version(
+        head.backbone_id, head.class_names, head.state, temperature=head.temperature
+    )
+    if expected != head.version:
         raise CheckpointError(f"checkpoint {path}: weights do not match version {head.version}")
     return head
 
@@ -105,4 +111,12 @@ def _head_from_payload(payload: dict[str, Any]) -> TrainedHead:
         n_train=int(payload["n_train"]),
         metrics={str(k): float(v) for k, v in dict(payload["metrics"]).items()},
         created_at=str(payload["created_at"]),
+        temperature=_temperature(payload.get("temperature", 1.0)),
     )
+
+
+def _temperature(value: Any) -> float:
+    temperature = float(value)
+    if not math.isfinite(temperature) or temperature <= 0:
+        raise ValueError(f"temperature {value!r} is not a finite positive number")
+    return temperature
