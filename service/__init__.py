@@ -3,6 +3,7 @@
 Layout (each subpackage imports only the layers named; `tests/test_architecture.py` checks it):
 
 - `core/`: settings, database engine and sessions, ORM base and tables, errors, progress.
+- `auth/`: API keys (stored hashed) and signed, expiring media URLs.
 - `jobs/`: the durable job system (rows with leases, a handler registry, workers).
 - `pool/`: the image pool: registration, stored embeddings, known labels.
 - `learning/`: the model runtime, training and model versions, choosing a round.

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from sqlalchemy.orm import Session
 
 from service.core.settings import get_settings
 
@@ -54,6 +58,67 @@ def db_current() -> None:
     engine = make_engine(get_settings().resolved_database_url, migrate=False)
     typer.echo(current_revision(engine) or "none")
     engine.dispose()
+
+
+keys = typer.Typer(
+    help="API keys: `Authorization: Bearer <key>` on every call.", no_args_is_help=True
+)
+app.add_typer(keys, name="keys")
+
+
+@contextmanager
+def _session() -> Iterator[Session]:
+    from service.core.db import make_engine, session_factory
+
+    engine = make_engine(get_settings().resolved_database_url)
+    try:
+        with session_factory(engine)() as session:
+            yield session
+    finally:
+        engine.dispose()
+
+
+@keys.command("create")
+def keys_create(name: Annotated[str, typer.Argument(help="who or what uses the key")]) -> None:
+    """Create a key and print it once: only its hash is stored."""
+    from service.auth.keys import create_key
+
+    with _session() as session:
+        issued = create_key(session, name)
+        typer.echo(f"created key {issued.key.id} ({issued.key.name}); it is shown only now:")
+        typer.echo(issued.token.get_secret_value())
+
+
+@keys.command("revoke")
+def keys_revoke(key: Annotated[str, typer.Argument(help="the key's id or prefix")]) -> None:
+    """Revoke a key: calls with it answer 401 `invalid_api_key` from now on."""
+    from service.auth.keys import revoke_key
+    from service.core.errors import ServiceError
+
+    with _session() as session:
+        try:
+            revoked = revoke_key(session, key)
+        except ServiceError as err:
+            typer.echo(err.message, err=True)
+            raise typer.Exit(1) from err
+        typer.echo(f"revoked key {revoked.id} ({revoked.name}, al_{revoked.prefix}_...)")
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """Every key: id, prefix, name, created, last used, revoked (never the key itself)."""
+    from service.auth.keys import list_keys
+
+    with _session() as session:
+        for key in list_keys(session):
+            typer.echo(
+                f"{key.id}\tal_{key.prefix}_...\t{key.name}\tcreated {_when(key.created_at)}"
+                f"\tlast used {_when(key.last_used_at)}\trevoked {_when(key.revoked_at)}"
+            )
+
+
+def _when(moment: datetime | None) -> str:
+    return f"{moment:%Y-%m-%d %H:%M}" if moment else "never"
 
 
 @app.command()

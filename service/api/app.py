@@ -14,7 +14,20 @@ from labeling.gateway import LabelStudioGateway
 from service.api.errors import install_error_handlers
 from service.api.metrics import router as metrics_router
 from service.api.observability import ObservabilityMiddleware, name_actor
-from service.api.routes import audit, guide, health, images, jobs, labels, media, rounds
+from service.api.routes import (
+    annotations,
+    audit,
+    guide,
+    health,
+    images,
+    jobs,
+    labels,
+    media,
+    models,
+    predictions,
+    rounds,
+    webhooks,
+)
 from service.auth.signing import media_signer
 from service.context import ServiceContext
 from service.core.db import make_engine, session_factory
@@ -108,10 +121,14 @@ PROTECTED_ROUTERS = (
     images.router,
     labels.router,
     rounds.router,
+    models.router,
+    predictions.router,
     jobs.router,
+    annotations.router,
     audit.router,
 )
-PUBLIC_ROUTERS = (health.router, media.router)  # media checks its URL's signature instead
+# media checks its URL's signature, the webhook its shared secret header
+PUBLIC_ROUTERS = (health.router, media.router, webhooks.router)
 
 
 def include_routes(app: FastAPI) -> None:

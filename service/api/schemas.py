@@ -108,12 +108,40 @@ class RoundOut(BaseModel):
 
 
 class ModelVersionOut(BaseModel):
-    id: str
+    id: str = Field(description="content hash of backbone, classes and weights")
     backbone_id: str
-    n_train: int
+    n_train: int = Field(description="confirmed labels it was trained on")
     class_names: list[str]
     metrics: dict[str, float]
     created_at: datetime
+    active: bool = Field(description="whether this version serves predictions and rounds")
+
+
+class ActivationOut(BaseModel):
+    model: ModelVersionOut
+    refresh_job: JobAccepted | None = Field(
+        description="the job refreshing waiting tasks' suggestions; null when nothing changed"
+    )
+
+
+class PredictByIdsRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    image_ids: list[int] = Field(min_length=1, max_length=1000)
+
+
+class PredictionOut(BaseModel):
+    image_id: int | None = Field(description="the registered image, or null for an upload")
+    filename: str | None = Field(description="the uploaded file's name, or null for an id")
+    label: str
+    probabilities: dict[str, float] = Field(description="class -> probability, summing to 1")
+    uncertainty: float = Field(description="the default strategy's score: higher, less sure")
+    model_version: str
+
+
+class PredictionsOut(BaseModel):
+    model_version: str
+    strategy: str
+    items: list[PredictionOut]
 
 
 class ConfirmedLabelOut(BaseModel):

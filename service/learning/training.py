@@ -19,6 +19,7 @@ from service.context import ServiceContext
 from service.core.errors import NotEnoughLabels
 from service.core.orm import Image, ModelVersion
 from service.core.progress import Progress, no_progress, scaled
+from service.learning.versions import active_model, set_active
 from service.pool.embeddings import ensure_embeddings, stack
 
 log = logging.getLogger(__name__)
@@ -49,14 +50,8 @@ def labels_outside_guide(session: Session, guide: Guide) -> dict[str, int]:
 
 
 def current_model(session: Session, ctx: ServiceContext) -> ModelVersion | None:
-    """The newest model version for this backbone and the guide's label set."""
-    candidates = session.scalars(
-        select(ModelVersion)
-        .where(ModelVersion.backbone_id == ctx.runtime.backbone_id)
-        .order_by(ModelVersion.created_at.desc())
-    )
-    labels = ctx.guide.label_names
-    return next((m for m in candidates if list(m.class_names) == labels), None)
+    """The active model version (see `learning/versions.py`), or None."""
+    return active_model(session, ctx)
 
 
 def train_model(
@@ -108,7 +103,10 @@ def record_version(
     `excluded`: labels left out because the guide no longer has them, with their counts.
     """
     existing = session.get(ModelVersion, head.version)
-    if existing is not None:
+    if existing is not None:  # the same head again: reuse its row, as trained on these labels
+        existing.labels_digest = digest
+        set_active(session, ctx, existing)
+        session.commit()
         ctx.runtime.remember(head)
         return existing
     path = save_checkpoint(head, ctx.settings.checkpoint_dir)
@@ -125,6 +123,7 @@ def record_version(
     session.add(version)
     after = {"n_train": head.n_train, "metrics": dict(head.metrics), "excluded": excluded or {}}
     record(session, "model.trained", subject=("model_version", version.id), after=after)
+    set_active(session, ctx, version)
     session.commit()
     ctx.runtime.remember(head)
     return version

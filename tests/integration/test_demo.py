@@ -36,6 +36,8 @@ class DemoOutput:
     first_task_url: str
     annotate_url: str
     token: str
+    service_url: str
+    api_key: str
 
 
 def field(text: str, name: str) -> str:
@@ -108,6 +110,8 @@ def demo(
                 field(text, "first task"),
                 field(text, "annotate"),
                 studio_template.api_token,
+                field(text, "service").split()[0],
+                field(text, "API key"),
             )
         finally:
             process.send_signal(signal.SIGINT)
@@ -131,6 +135,13 @@ def test_demo_prints_a_project_whose_tasks_carry_suggestions(
         assert image.status_code == 200 and image.content.startswith(b"\x89PNG")
         assert image.headers["access-control-allow-origin"] in ("*", demo.studio_url)
     assert "images/s" in demo.text
+
+
+def test_demo_prints_a_key_the_pipeline_user_calls_the_api_with(demo: DemoOutput) -> None:
+    rounds = demo.service_url + "/v1/rounds"
+    answer = httpx.get(rounds, headers={"Authorization": f"Bearer {demo.api_key}"})
+    assert answer.status_code == 200 and len(answer.json()["items"]) == 1
+    assert httpx.get(rounds).json()["error"]["code"] == "missing_api_key"
 
 
 def project_id_of(demo: DemoOutput) -> int:

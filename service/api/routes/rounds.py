@@ -1,4 +1,4 @@
-"""Training, rounds and the model versions behind them."""
+"""Rounds: the images chosen, pre-labeled and pushed to Label Studio."""
 
 from __future__ import annotations
 
@@ -10,14 +10,12 @@ from models.uncertainty import available_strategies
 from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
-from service.api.schemas import JobAccepted, ModelVersionOut, RoundItemOut, RoundOut, RoundRequestIn
+from service.api.schemas import JobAccepted, RoundItemOut, RoundOut, RoundRequestIn
 from service.context import ServiceContext
 from service.core.errors import NotFound, UnknownStrategy
-from service.core.orm import ModelVersion, Round, RoundItem
+from service.core.orm import Round, RoundItem
 from service.jobs.queue import enqueue
-from service.learning.jobs import MODEL_SCOPE
 from service.learning.selection import round_items
-from service.learning.training import current_model
 from service.studio.jobs import project_scope
 
 router = APIRouter(tags=["rounds"])
@@ -72,33 +70,6 @@ def repush(round_id: int, context: ContextDep, session: SessionDep) -> JobAccept
     job = enqueue(session, "push", {"round_id": round_id}, scope=scope, key=str(round_id))
     session.commit()
     return accepted(job.id)
-
-
-@router.post("/model/train", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
-def train(session: SessionDep) -> JobAccepted:
-    """Train a new model version on every confirmed label, as a job."""
-    job = enqueue(session, "train", {}, scope=MODEL_SCOPE)
-    session.commit()
-    return accepted(job.id)
-
-
-@router.get("/model", response_model=ModelVersionOut)
-def model(context: ContextDep, session: SessionDep) -> ModelVersionOut:
-    version = current_model(session, context)
-    if version is None:
-        raise NotFound("no model has been trained yet")
-    return model_out(version)
-
-
-def model_out(version: ModelVersion) -> ModelVersionOut:
-    return ModelVersionOut(
-        id=version.id,
-        backbone_id=version.backbone_id,
-        n_train=version.n_train,
-        class_names=list(version.class_names),
-        metrics=dict(version.metrics),
-        created_at=version.created_at,
-    )
 
 
 def round_out(context: ServiceContext, round_: Round, ranked: list[RoundItem]) -> RoundOut:
