@@ -24,7 +24,6 @@ def get_context(request: Request) -> ServiceContext:
     return request.app.state.context  # type: ignore[no-any-return]
 
 
-
 def get_session(context: Annotated[ServiceContext, Depends(get_context)]) -> Iterator[Session]:
     with context.sessions() as session:
         yield session
