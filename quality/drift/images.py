@@ -1,0 +1,81 @@
+"""The image checks on one batch against a reference, combined into one verdict.
+
+MMD and the KS screen run on the pooled sample's leading principal components (a PCA fitted
+on reference and new together: a symmetric function of the pooled sample, so the permutation
+and rank tests stay exact, and the components are decorrelated, which keeps the KS screen's
+Simes test near its level). Novelty runs on the full embeddings (cosine distance). The batch
+drifts when any of the three rejects at Holm's level: at most ``alpha`` false alarms per
+batch whatever the dependence between the three.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.decomposition import PCA
+
+from quality.drift._checks import check_alpha, embedding_pair
+from quality.drift.combine import holm
+from quality.drift.mmd import mmd_test
+from quality.drift.novelty import novelty_test
+from quality.drift.results import ImageDriftResult
+from quality.drift.screen import ks_screen
+
+
+def pooled_projection(
+    reference: np.ndarray, new: np.ndarray, *, n_components: int | None, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both samples ``(m, D)``, ``(n, D)`` on the pooled sample's leading principal components.
+
+    Returns ``(m, k)`` and ``(n, k)`` with ``k = min(n_components, D, m + n - 1)``; the inputs
+    unchanged when ``n_components`` is None or at least ``D``.
+    """
+    x, y = embedding_pair(reference, new)
+    if n_components is not None and n_components < 1:
+        raise ValueError(f"expected n_components >= 1 or None, got {n_components}")
+    if n_components is None or n_components >= x.shape[1]:
+        return x, y
+    k = min(n_components, x.shape[0] + y.shape[0] - 1)
+    pca = PCA(n_components=k, random_state=seed).fit(np.concatenate([x, y]))
+    return pca.transform(x).astype(np.float32), pca.transform(y).astype(np.float32)
+
+
+def image_drift(
+    reference: np.ndarray,
+    new: np.ndarray,
+    *,
+    alpha: float = 0.05,
+    n_permutations: int = 1000,
+    n_components: int | None = 64,
+    novelty_quantile: float = 0.05,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> ImageDriftResult:
+    """MMD, KS screen and novelty of ``new: (n, D)`` against ``reference: (m, D)`` embeddings.
+
+    ``p_value`` is the smallest Holm-adjusted p-value of the three (``3 * min p``, capped at
+    1); ``statistic`` is the smallest raw p-value. The components keep their own verdicts at
+    ``alpha``; the novelty component lists the novel images.
+    """
+    x, y = embedding_pair(reference, new)
+    alpha = check_alpha(alpha)
+    xp, yp = pooled_projection(x, y, n_components=n_components, seed=seed)
+    mmd = mmd_test(xp, yp, alpha=alpha, n_permutations=n_permutations, seed=seed, device=device)
+    screen = ks_screen(xp, yp, alpha=alpha)
+    novelty = novelty_test(x, y, alpha=alpha, quantile=novelty_quantile, device=device)
+    components = [mmd.p_value, screen.p_value, novelty.p_value]
+    p_value = float(holm(components).min())
+    return ImageDriftResult(
+        test="images",
+        statistic=min(components),
+        p_value=p_value,
+        threshold=alpha,
+        drifted=p_value <= alpha,
+        n_reference=x.shape[0],
+        n_new=y.shape[0],
+        control="holm over mmd, ks_screen and novelty (family-wise error <= alpha per batch)",
+        mmd=mmd,
+        ks_screen=screen,
+        novelty=novelty,
+        n_components=xp.shape[1],
+    )
