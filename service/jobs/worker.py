@@ -27,6 +27,8 @@ from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
 from service.core.errors import describe_exception
+from service.core.logs import scope
+from service.core.metrics import observe_job
 from service.core.orm import utcnow
 from service.jobs import leases
 from service.jobs.queue import ENQUEUED_KEY, enqueue
@@ -159,12 +161,14 @@ class Worker:
         with self._lock:
             self._running[job.id] = running
         started = time.monotonic()
-        try:
-            values = self._outcome(spec, job, running)
+        try:  # log lines and audit entries of the run carry the job's id and kind
+            with scope(job.id, actor=f"job:{job.kind}"):
+                values = self._outcome(spec, job, running)
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
         if values is not None:
+            observe_job(job.kind, values["status"], time.monotonic() - started)
             log.info(
                 "job %s (%s): %s after %.1f s",
                 job.id,

@@ -43,6 +43,8 @@ def test_metrics_count_requests_by_route_template_and_read_the_database(
     assert found[("activelabel_images", (("state", "unlabeled"),))] == n
     assert found[("activelabel_images", (("state", "labeled"),))] == 0
     assert found[("activelabel_labels_last_hour", ())] == 0
+    job = (("kind", "register"), ("outcome", "succeeded"))
+    assert found[("activelabel_job_duration_seconds_count", job)] >= 1
 
 
 def test_label_studio_calls_are_timed_and_failures_counted() -> None:

@@ -218,7 +218,7 @@ def test_labels_removed_from_the_guide_are_kept_but_not_trained_on(
     smaller = tmp_path / "smaller.yaml"
     smaller.write_text(yaml.safe_dump(guide))
     with api_client(settings.model_copy(update={"guide_path": smaller})) as client:
-        job = wait_for_job(client, client.post("/v1/model/train").json())
+        job = wait_for_job(client, client.post("/v1/models/train").json())
         assert job["status"] == "succeeded", job
         expected = pool.labels.count(pool.labels[0])
         assert job["result"]["labels_outside_guide"] == {removed: expected}
