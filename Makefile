@@ -69,6 +69,8 @@ lint: $(VENV)/.installed
 
 bench: setup
 	$(VENV)/bin/python bench/bench_scoring.py
+	$(VENV)/bin/python bench/reconcile.py
+	$(VENV)/bin/python bench/faults.py
 
 clean:
 	rm -rf .demo .pytest_cache
