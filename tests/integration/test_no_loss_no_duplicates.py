@@ -10,7 +10,7 @@ from labeling.gateway import LabelStudioGateway
 from labeling.local_server import LocalLabelStudio
 from service.core.orm import Round, RoundItem
 from tests.helpers import ImagePool, all_items, register_pool, wait_for_job
-from tests.integration.flows import project_title, run_round, seed
+from tests.integration.flows import project_title, run_round, seed, sync
 from tests.integration.studio_http import StudioClient
 
 pytestmark = pytest.mark.integration
@@ -37,7 +37,7 @@ def test_a_round_selected_while_studio_is_down_is_pushed_once_it_is_back(
     context.gateway.close()
     context.gateway = real_gateway
 
-    pushed = service.post(f"/v1/rounds/{round_['id']}/push").json()
+    pushed = repush(service, round_["id"])
     assert pushed["status"] == "pushed" and all(i["task_id"] for i in pushed["items"])
     # The state a push leaves when cut off after the import, before the task ids were stored.
     with context.sessions() as session:
@@ -46,10 +46,17 @@ def test_a_round_selected_while_studio_is_down_is_pushed_once_it_is_back(
         )
         session.execute(update(Round).where(Round.id == round_["id"]).values(status="pushing"))
         session.commit()
-    replayed = service.post(f"/v1/rounds/{round_['id']}/push").json()
+    replayed = repush(service, round_["id"])
     assert [i["task_id"] for i in replayed["items"]] == [i["task_id"] for i in pushed["items"]]
     tasks = studio.tasks(studio.project_by_title(project_title(service))["id"])
     assert len(tasks) == K
+
+
+def repush(service: TestClient, round_id: int) -> dict:
+    """Push a round again (a job) and read it back."""
+    job = wait_for_job(service, service.post(f"/v1/rounds/{round_id}/push").json())
+    assert job["status"] == "succeeded", job
+    return dict(service.get(f"/v1/rounds/{round_id}").json())
 
 
 def test_every_annotation_is_kept_and_bad_ones_are_reported(
@@ -70,14 +77,14 @@ def test_every_annotation_is_kept_and_bad_ones_are_reported(
     )
     assert skipped.status_code == 201, skipped.text
 
-    report = service.post("/v1/annotations/sync").json()
+    report = sync(service)
     assert (report["new"], report["cancelled"], report["labeled_images"]) == (5, 1, 2)
     assert [(p["task_id"], p["code"]) for p in report["problems"]] == [
         (tasks[2]["id"], "unknown_label")
     ]
 
     studio.update_annotation(first["id"], "Coat")  # the annotator corrects themself
-    again = service.post("/v1/annotations/sync").json()
+    again = sync(service)
     assert (again["new"], again["updated"], again["unchanged"]) == (0, 1, 4)
     labels = {
         row["image_id"]: row["label"]
@@ -88,9 +95,10 @@ def test_every_annotation_is_kept_and_bad_ones_are_reported(
 
     deleted = studio.http.delete(f"/api/annotations/{first['id']}/")
     assert deleted.status_code == 204
-    service.post("/v1/annotations/sync")
+    assert sync(service)["deleted"] == 1
     kept = {row["image_id"]: row["label"] for row in all_items(service, "/v1/labels")}
-    assert kept[items[0]["image_id"]] == "Coat", "a label once confirmed is never dropped"
+    assert items[0]["image_id"] not in kept, "a label is re-resolved when its annotation goes"
+    assert kept[items[1]["image_id"]] == "Sneaker"
 
 
 def test_waiting_tasks_get_the_new_models_suggestion_after_a_retrain(
