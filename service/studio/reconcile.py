@@ -167,6 +167,6 @@ RECONCILE_JOBS: dict[str, JobSpec] = {
         every_s=reconcile_every,
         scope=reconcile_scope,
         retry_on=(LabelStudioUnavailable,),
-        max_attempts=5,
+        max_attempts=3,
     )
 }

@@ -36,3 +36,10 @@ def run_round(client: TestClient, k: int) -> dict:
 
 def project_title(client: TestClient) -> str:
     return str(client.app.state.context.settings.label_studio.project_title)  # type: ignore[attr-defined]
+
+
+def sync(client: TestClient) -> dict:
+    """Read every annotation of the project back (a full reconciliation job); its report."""
+    job = wait_for_job(client, client.post("/v1/annotations/sync").json())
+    assert job["status"] == "succeeded", job
+    return dict(job["result"])

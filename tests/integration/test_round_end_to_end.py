@@ -18,7 +18,7 @@ from tests.helpers import (
     image_ids_by_name,
     register_pool,
 )
-from tests.integration.flows import project_title, run_round, seed
+from tests.integration.flows import project_title, run_round, seed, sync
 from tests.integration.studio_http import StudioClient
 
 pytestmark = pytest.mark.integration
@@ -59,13 +59,13 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
 
     # Annotators confirm half of the suggestions and correct the other half.
     expected = annotate(studio, tasks, items, fashion_pool, image_ids_by_name(service))
-    sync = service.post("/v1/annotations/sync").json()
-    assert (sync["new"], sync["problems"], sync["labeled_images"]) == (K, [], K)
+    report = sync(service)
+    assert (report["new"], report["problems"], report["labeled_images"]) == (K, [], K)
     exported = {row["image_id"]: row for row in all_items(service, "/v1/labels")}
     for image_id, label in expected.items():
         assert exported[image_id]["label"] == label
         assert exported[image_id]["source"] == "annotation"
-    again = service.post("/v1/annotations/sync").json()
+    again = sync(service)
     assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, K)
 
     # The next round retrains and never re-selects a labeled or already-sent image.
