@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dataset-fashion-mnist chromium postgresql
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-fast test-postgres test-gpu lint bench serve clean help
+.PHONY: setup system-packages demo test test-fast test-postgres test-gpu lint bench bench-references serve clean help
 
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
@@ -67,10 +67,23 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: setup
+bench: setup bench-references
 	$(VENV)/bin/python bench/bench_scoring.py
+	$(VENV)/bin/python bench/throughput.py
+	$(VENV)/bin/python bench/rerank.py
+	$(VENV)/bin/python bench/agreement.py
 	$(VENV)/bin/python bench/reconcile.py
 	$(VENV)/bin/python bench/faults.py
+	$(VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q "matplotlib>=3.8"
+	$(VENV)/bin/python bench/al_curve.py
+
+# Reference implementations the benchmarks compare against, never imported by the project:
+# crowd-kit's Dawid-Skene, installed without its text-model dependencies.
+bench-references: bench/cache/crowdkit/.installed
+
+bench/cache/crowdkit/.installed: $(VENV)/.installed
+	$(VENV)/bin/pip install -q --no-deps --target bench/cache/crowdkit crowd-kit==1.4.2 nltk regex
+	touch $@
 
 clean:
 	rm -rf .demo .pytest_cache
