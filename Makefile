@@ -72,6 +72,8 @@ bench: setup bench-references
 	$(VENV)/bin/python bench/agreement.py
 	$(VENV)/bin/python bench/reconcile.py
 	$(VENV)/bin/python bench/faults.py
+	$(VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q "matplotlib>=3.8"
+	$(VENV)/bin/python bench/al_curve.py
 
 # Reference implementations the benchmarks compare against, never imported by the project:
 # crowd-kit's Dawid-Skene, installed without its text-model dependencies.

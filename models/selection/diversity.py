@@ -12,6 +12,8 @@ from models.selection.inputs import SelectionInputs
 MAX_CLUSTERS = 500
 MIN_CLUSTER_SIZE = 5
 _TYPICALITY_SAMPLE = 2000
+# Lloyd iterations for TypiClust's clustering: coverage needs rough clusters, not converged ones.
+KMEANS_ITERATIONS = 10
 
 
 def select_kcenter(inputs: SelectionInputs) -> np.ndarray:
@@ -81,7 +83,7 @@ def select_typiclust(inputs: SelectionInputs) -> np.ndarray:
     m = inputs.labeled_embeddings.shape[0]
     both = np.concatenate([inputs.embeddings, inputs.labeled_embeddings])
     n_clusters = min(m + inputs.batch_size, MAX_CLUSTERS, both.shape[0])
-    clusters, _ = kmeans(both, n_clusters, seed=inputs.seed)
+    clusters, _ = kmeans(both, n_clusters, seed=inputs.seed, iterations=KMEANS_ITERATIONS)
     pool_clusters = clusters[: inputs.n_pool]
     covered = np.bincount(clusters[inputs.n_pool :], minlength=n_clusters)
     sizes = np.bincount(pool_clusters, minlength=n_clusters)

@@ -15,7 +15,7 @@ from models.uncertainty import margin, rank_by_score
 Selector = Callable[[SelectionInputs], np.ndarray]
 
 # typical_margin uses TypiClust while fewer than this many labels per class are known.
-COLD_START_LABELS_PER_CLASS = 2
+COLD_START_LABELS_PER_CLASS = 3
 # margin_clusters clusters the CANDIDATES_PER_PICK * k most uncertain images.
 CANDIDATES_PER_PICK = 10
 # balance_classes re-picks from the first BALANCE_CANDIDATES_PER_PICK * k of the base order.
@@ -43,7 +43,7 @@ def select_margin_clusters(inputs: SelectionInputs) -> np.ndarray:
 
 
 def select_typical_margin(inputs: SelectionInputs) -> np.ndarray:
-    """TypiClust while labels are scarce (fewer than 2 per class), then margin_clusters."""
+    """TypiClust while labels are scarce (fewer than 3 per class), then margin_clusters."""
     scarce = inputs.labeled_labels.size < COLD_START_LABELS_PER_CLASS * inputs.n_classes
     return select_typiclust(inputs) if scarce else select_margin_clusters(inputs)
 
