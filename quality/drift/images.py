@@ -48,6 +48,7 @@ def image_drift(
     n_permutations: int = 1000,
     n_components: int | None = 64,
     novelty_quantile: float = 0.05,
+    components: np.ndarray | None = None,
     seed: int = 0,
     device: str | torch.device | None = None,
 ) -> ImageDriftResult:
@@ -56,10 +57,19 @@ def image_drift(
     ``p_value`` is the smallest Holm-adjusted p-value of the three (``3 * min p``, capped at
     1); ``statistic`` is the smallest raw p-value. The components keep their own verdicts at
     ``alpha``; the novelty component lists the novel images.
+
+    ``components: (k, D)`` is a projection fitted beforehand on other images (for example
+    the reference period's PCA); it replaces the pooled PCA and saves fitting it per batch.
     """
     x, y = embedding_pair(reference, new)
     alpha = check_alpha(alpha)
-    xp, yp = pooled_projection(x, y, n_components=n_components, seed=seed)
+    if components is None:
+        xp, yp = pooled_projection(x, y, n_components=n_components, seed=seed)
+    else:
+        basis = np.asarray(components, dtype=np.float32)
+        if basis.ndim != 2 or basis.shape[1] != x.shape[1]:
+            raise ValueError(f"expected components (k, {x.shape[1]}), got {basis.shape}")
+        xp, yp = x @ basis.T, y @ basis.T
     mmd = mmd_test(xp, yp, alpha=alpha, n_permutations=n_permutations, seed=seed, device=device)
     screen = ks_screen(xp, yp, alpha=alpha)
     novelty = novelty_test(x, y, alpha=alpha, quantile=novelty_quantile, device=device)

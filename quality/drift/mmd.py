@@ -24,7 +24,7 @@ _CHUNK_ELEMENTS = 1 << 24
 
 
 def median_bandwidth(
-    pooled: torch.Tensor, *, generator: torch.Generator, max_points: int = 2048
+    pooled: torch.Tensor, *, generator: torch.Generator, max_points: int = 1024
 ) -> float:
     """Median Euclidean distance between distinct points of ``pooled: (N, D)``.
 
@@ -47,14 +47,18 @@ def median_bandwidth(
 def gaussian_kernel(pooled: torch.Tensor, bandwidth: float) -> torch.Tensor:
     """``exp(-|z_i - z_j|^2 / (2 bandwidth^2))`` for ``pooled: (N, D)``, shape ``(N, N)``.
 
-    Built in place in one ``(N, N)`` buffer of ``pooled``'s dtype and device.
+    One matmul of augmented rows gives the exponent ``z_i.z_j / s^2 - h_i - h_j`` with
+    ``h = |z|^2 / (2 s^2)``, then one in-place ``exp``: two passes over one ``(N, N)`` buffer
+    of ``pooled``'s dtype and device.
     """
     if not bandwidth > 0:
         raise ValueError(f"expected a positive bandwidth, got {bandwidth!r}")
-    squares = (pooled * pooled).sum(dim=1)
-    kernel = pooled @ pooled.T
-    kernel.mul_(-2.0).add_(squares[:, None]).add_(squares[None, :]).clamp_(min=0.0)
-    kernel.mul_(-0.5 / bandwidth**2).exp_()
+    scaled = pooled / bandwidth
+    half_norms = (scaled * scaled).sum(dim=1, keepdim=True) / 2
+    ones = torch.ones_like(half_norms)
+    left = torch.cat([scaled, -half_norms, ones], dim=1)
+    right = torch.cat([scaled, ones, -half_norms], dim=1)
+    kernel = (left @ right.T).clamp_(max=0.0).exp_()
     kernel.fill_diagonal_(1.0)
     return kernel
 

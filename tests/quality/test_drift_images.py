@@ -72,6 +72,18 @@ def test_image_drift_combines_three_tests(digits: tuple[np.ndarray, np.ndarray])
     assert report["novelty"]["test"] == "novelty" and len(report["novelty"]["distances"]) == 300
 
 
+def test_image_drift_with_a_projection_fitted_elsewhere(
+    digits: tuple[np.ndarray, np.ndarray],
+) -> None:
+    pixels, labels = digits
+    basis = np.linalg.svd(pixels[:500] - pixels[:500].mean(0), full_matrices=False)[2][:10]
+    low = pixels[500:][labels[500:] < 5]
+    result = image_drift(low[:500], pixels[1400:1700], n_permutations=99, components=basis)
+    assert result.drifted and result.n_components == 10
+    with pytest.raises(ValueError, match="components"):
+        image_drift(low[:500], pixels[1400:1700], components=basis[:, :5])
+
+
 def test_alpha_spending_levels_sum_to_alpha() -> None:
     policy = AlphaSpending(alpha=0.05)
     levels = [policy.level(t) for t in range(1, 100_001)]
