@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import insert
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from guides import Guide, example_guide_path, load_guide
@@ -20,7 +20,17 @@ def guide() -> Guide:
 
 
 @pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+def sessions(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """The service's database, migrated: SQLite, then a real PostgreSQL."""
+    engine = make_engine(database_url)
+    try:
+        yield session_factory(engine)
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def sqlite_sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
     engine = make_engine(f"sqlite:///{tmp_path / 'intake.db'}")
     try:
         yield session_factory(engine)
@@ -44,4 +54,4 @@ def add_images(session: Session, count: int) -> list[int]:
     ]
     session.execute(insert(Image), rows)
     session.commit()
-    return sorted(image.id for image in session.query(Image))
+    return list(session.scalars(select(Image.id).order_by(Image.id)))
