@@ -161,6 +161,11 @@ class LabelStudioGateway:
                 id=project_id, model_version=model_version, show_collab_predictions=True
             )
 
+    def set_task_overlap(self, task_id: int, overlap: int) -> None:
+        """How many annotators `task_id` needs; it is offered again until it has them."""
+        with _translated_errors("set a task's overlap"):
+            self._client.tasks.update(id=str(task_id), overlap=overlap, is_labeled=False)
+
     def list_tasks(self, project_id: int) -> list[StudioTask]:
         """Every task of the project with its annotations (paged through)."""
         with _translated_errors("list tasks"):

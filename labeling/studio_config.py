@@ -28,14 +28,15 @@ class ProjectSpec:
 
 def project_spec(guide: Guide, *, title: str) -> ProjectSpec:
     """The project for `guide`: Choices over its labels and its instructions shown to annotators."""
-    overlap = guide.overlap
     return ProjectSpec(
         title=title,
         description=f"{guide.name} v{guide.version} (guide {guide.fingerprint()})",
         instructions_html=markdown.markdown(guide.instructions_markdown(), extensions=["tables"]),
         choices=[(label.name, label.definition, label.hotkey) for label in guide.labels],
         header=f"{guide.name}: pick the label that fits (the model's suggestion is pre-selected)",
-        maximum_annotations=overlap.annotators_per_task if overlap.share_of_tasks > 0 else 1,
-        overlap_percentage=round(overlap.share_of_tasks * 100),
+        # Each task's overlap is set by the service after import (`service/studio/overlap.py`):
+        # with one annotation per task and a 100% cohort Label Studio never rearranges it.
+        maximum_annotations=1,
+        overlap_percentage=100,
         guide_fingerprint=guide.fingerprint(),
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
@@ -55,6 +56,20 @@ class AuthSettings(BaseModel):
     cors_origins: list[str] | None = None  # None: the Label Studio URL's origin only
 
 
+class QualitySettings(BaseModel):
+    """Gold tasks, quality reports, drift checks and where failed checks are announced."""
+
+    gold_dir: Path | None = None  # the guide's gold task paths are relative to this folder
+    gold_share: float = Field(default=0.1, ge=0.0, le=0.5)  # of each round's tasks
+    consensus: Literal["majority", "dawid_skene"] = "majority"
+    drift_sync_max_images: int = Field(default=256, ge=1)  # larger batches run as a job
+    drift_permutations: int = Field(default=500, ge=19, le=10_000)
+    drift_max_checks: int = Field(default=100, ge=1)  # alpha spending over this many checks
+    agreement_every_s: float = Field(default=0.0, ge=0)  # 0: agreement reports on demand only
+    notify_url: str | None = None  # Slack-compatible incoming webhook
+    notify_timeout_s: float = Field(default=10.0, gt=0)
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment (prefix ACTIVELABEL_, nesting `__`)."""
 
@@ -74,6 +89,7 @@ class Settings(BaseSettings):
     label_studio: LabelStudioSettings = Field(default_factory=LabelStudioSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    quality: QualitySettings = Field(default_factory=QualitySettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -14,6 +14,7 @@ from service.context import ServiceContext
 from service.core.errors import NoModel
 from service.core.orm import Annotation, DeletedTask, Image, Round, RoundItem
 from service.core.progress import Progress, no_progress, scaled
+from service.learning.gold import GOLD_SOURCE, mix_gold
 from service.learning.training import current_model, needs_training, train_model
 from service.pool.embeddings import ensure_embeddings, stack
 
@@ -55,6 +56,7 @@ def candidate_images(session: Session) -> list[Image]:
             .where(
                 Image.label.is_(None),
                 Image.unusable_reason.is_(None),
+                Image.source != GOLD_SOURCE,  # gold images join rounds only through mix_gold
                 Image.id.not_in(held_by_task),
                 Image.id.not_in(held_by_push),
             )
@@ -99,6 +101,8 @@ def select_round(
         chosen = rank_by_score(scores, k=request.k)
         _add_items(session, round_, pool, probs, scores, chosen, ctx.guide.label_names)
         chosen_ids = [pool[index].id for index in chosen.tolist()]
+        session.flush()
+        mix_gold(session, ctx, round_, head, strategy)
     after = {
         "strategy": request.strategy,
         "k": request.k,

@@ -19,6 +19,7 @@ from service.context import ServiceContext
 from service.core.errors import NotEnoughLabels
 from service.core.orm import Image, ModelVersion
 from service.core.progress import Progress, no_progress, scaled
+from service.learning.gold import GOLD_SOURCE
 from service.learning.versions import active_model, set_active
 from service.pool.embeddings import ensure_embeddings, stack
 
@@ -30,7 +31,11 @@ def labeled_images(session: Session, label_names: Sequence[str]) -> list[Image]:
     return list(
         session.scalars(
             select(Image)
-            .where(Image.label.in_(list(label_names)), Image.unusable_reason.is_(None))
+            .where(
+                Image.label.in_(list(label_names)),
+                Image.unusable_reason.is_(None),
+                Image.source != GOLD_SOURCE,  # gold answers score annotators, never train the model
+            )
             .order_by(Image.id)
         )
     )

@@ -12,6 +12,7 @@ from service.core.errors import NotFound
 from service.core.orm import Round, RoundItem
 from service.learning.selection import round_items
 from service.learning.training import current_model
+from service.studio.overlap import apply_round_overlap
 from service.studio.suggestions import refresh_pending_suggestions
 
 
@@ -43,8 +44,11 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     drafts = [_draft(item, round_, ctx.media.url(item.image_id)) for item in pending]
     for item, task_id in zip(pending, ctx.gateway.import_tasks(project_id, drafts), strict=True):
         item.task_id = task_id
+    session.flush()
+    plan = apply_round_overlap(session, ctx.gateway, items, round_.id, ctx.guide.overlap)
     round_.status = "pushed"
     after = {"project_id": project_id, "tasks_created": len(pending), "tasks": len(items)}
+    after["tasks_overlapped"] = len(plan)
     record(session, "task.pushed", subject=("round", round_.id), after=after)
     session.commit()
     # Suggestions follow the model in force, never an older round's own version.
