@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -12,6 +13,9 @@ from labeling.gateway import LabelStudioGateway
 from service.auth.signing import MediaSigner
 from service.core.settings import Settings
 from service.learning.runtime import ModelRuntime
+
+# Told after a commit which images' annotations changed (None: any of them may have).
+AnnotationHook = Callable[[set[int] | None], None]
 
 
 @dataclass
@@ -23,3 +27,9 @@ class ServiceContext:
     runtime: ModelRuntime
     gateway: LabelStudioGateway
     media: MediaSigner  # signs the image URLs handed to annotators' browsers
+    annotation_hooks: list[AnnotationHook] = field(default_factory=list)
+
+    def annotations_changed(self, image_ids: set[int] | None) -> None:
+        """Tell the hooks (such as live agreement) about committed annotation changes."""
+        for hook in self.annotation_hooks:
+            hook(image_ids)

@@ -86,7 +86,8 @@ SERVICE_LAYERS: dict[str, set[str]] = {
     "pool": {"core", "audit", "jobs", "context"},
     "learning": {"core", "audit", "pool", "jobs", "context"},
     "studio": {"core", "audit", "pool", "learning", "jobs", "context"},
-    "api": {"core", "audit", "auth", "jobs", "pool", "learning", "studio", "context"},
+    "quality": {"core", "audit", "jobs", "pool", "learning", "studio", "context"},
+    "api": {"core", "audit", "auth", "jobs", "pool", "learning", "studio", "quality", "context"},
 }
 SERVICE_ENTRY_POINTS = {"cli.py", "demo.py", "context.py", "__init__.py"}
 

@@ -25,6 +25,7 @@ from service.api.routes import (
     media,
     models,
     predictions,
+    reports,
     rounds,
     webhooks,
 )
@@ -38,6 +39,8 @@ from service.jobs.worker import Worker
 from service.learning import jobs as learning_jobs
 from service.learning.runtime import ModelRuntime
 from service.pool import jobs as pool_jobs
+from service.quality import jobs as quality_jobs
+from service.quality.live import install_live_agreement
 from service.studio import jobs as studio_jobs
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,9 @@ def build_context(settings: Settings) -> ServiceContext:
 
 def job_registry() -> dict[str, JobSpec]:
     """Every job kind the service runs, from each domain's `HANDLERS`."""
-    return build_registry(pool_jobs.HANDLERS, learning_jobs.HANDLERS, studio_jobs.HANDLERS)
+    return build_registry(
+        pool_jobs.HANDLERS, learning_jobs.HANDLERS, studio_jobs.HANDLERS, quality_jobs.HANDLERS
+    )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -84,6 +89,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         context = build_context(settings)
         app.state.context = context
+        app.state.live_agreement = install_live_agreement(context)
         app.state.jobs = Worker(context, job_registry())
         app.state.jobs.start()
         log.info(
@@ -126,6 +132,7 @@ PROTECTED_ROUTERS = (
     jobs.router,
     annotations.router,
     audit.router,
+    reports.router,
 )
 # media checks its URL's signature, the webhook its shared secret header
 PUBLIC_ROUTERS = (health.router, media.router, webhooks.router)

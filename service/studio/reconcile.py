@@ -75,6 +75,8 @@ def reconcile(
                 intake = _store_tasks(session, ctx, project_id, tasks, full=since is None)
                 _advance(session, project_id, started, full=since is None, tasks_read=len(tasks))
                 session.commit()
+            if intake.new or intake.updated or intake.deleted:
+                ctx.annotations_changed(None)  # which images is not tracked here
             break
         except IntegrityError:
             if attempt == 2:

@@ -175,7 +175,8 @@ def apply_event(ctx: ServiceContext, event_id: int) -> str:
             event.status, event.applied_at = "applied", utcnow()
             event.attempts += 1
             session.commit()
-            return "applied"
+        ctx.annotations_changed(touched)
+        return "applied"
     except Exception as err:  # kept pending: reconciliation retries it
         log.warning("webhook event %s not applied yet: %s", event_id, err)
         with ctx.sessions() as session:

@@ -1,0 +1,156 @@
+"""Reports as HTML pages with their plots inline (one self-contained file)."""
+
+from __future__ import annotations
+
+from html import escape
+from importlib.resources import files
+from string import Template
+from typing import Any
+
+import numpy as np
+
+from service.quality import plots
+
+TEMPLATE = Template(files("service.quality").joinpath("templates/report.html").read_text())
+
+
+def table(headers: list[str], rows: list[list[Any]], *, classes: list[str] | None = None) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    body = []
+    for i, row in enumerate(rows):
+        css = f' class="{classes[i]}"' if classes and classes[i] else ""
+        body.append(f"<tr{css}>" + "".join(f"<td>{escape(_cell(v))}</td>" for v in row) + "</tr>")
+    return f"<table><tr>{head}</tr>{''.join(body)}</table>"
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.3f}"
+    return str(value)
+
+
+def image(uri: str, alt: str) -> str:
+    return f'<img src="{uri}" alt="{escape(alt)}">'
+
+
+def page(title: str, body: dict[str, Any], sections: list[str]) -> str:
+    """The page around `sections`: verdict, versions, window, sample sizes, false alarms."""
+    window = body["window"]
+    meta = [
+        ("guide", f"{body['guide_name']} v{body['guide_version']} ({body['guide_fingerprint']})"),
+        ("model version", body.get("model_version") or "none active"),
+        ("data window", f"{window.get('start') or 'n/a'} to {window.get('end') or 'n/a'}"),
+        ("sample sizes", ", ".join(f"{k}: {v}" for k, v in body["sample_sizes"].items())),
+        ("created", body["created_at"]),
+        ("schema", body["schema_version"]),
+    ]
+    rows = "".join(
+        f"<tr><th class='l'>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in meta
+    )
+    return TEMPLATE.substitute(
+        title=escape(title),
+        verdict="passed" if body["passed"] else "failed",
+        verdict_class="pass" if body["passed"] else "fail",
+        meta=rows,
+        false_alarms=escape(body["false_alarm_control"]),
+        sections="\n".join(sections),
+    )
+
+
+def agreement_html(body: dict[str, Any]) -> str:
+    """The agreement report: statistics, annotators, plots, decisions."""
+    labels = body["labels"]
+    stats = body["stats"]
+    overview = table(
+        ["percent agreement", "Krippendorff alpha", "Fleiss kappa", "Cohen kappa (mean)"],
+        [
+            [
+                stats["percent_agreement"],
+                stats["krippendorff_alpha"],
+                stats["fleiss_kappa"],
+                stats["cohen_mean"],
+            ]
+        ],
+    )
+    people = body["annotators"]
+    annotators = table(
+        [
+            "annotator",
+            "answers",
+            "gold accuracy",
+            "gold n",
+            "agreement with consensus",
+            "suggestions kept",
+            "wrong suggestions kept",
+            "flagged",
+        ],
+        [
+            [
+                p["annotator"],
+                p["answers"],
+                p["gold_accuracy"],
+                p["gold_attempted"],
+                p["consensus_agreement"],
+                f"{p['suggestions_accepted']}/{p['suggestions_shown']}",
+                f"{p['wrong_suggestions_accepted']}/{p['wrong_suggestions_shown']}",
+                "yes" if p["flagged"] else "no",
+            ]
+            for p in people
+        ],
+        classes=["flagged" if p["flagged"] else "" for p in people],
+    )
+    confusion = (
+        np.sum([np.asarray(p["confusion"]) for p in people], axis=0)
+        if people
+        else np.zeros((len(labels),) * 2)
+    )
+    priors = [body["priors"][n] for n in labels] if body.get("priors") else None
+    versions = body["acceptance_by_version"]
+    figures = [
+        image(
+            plots.label_histogram(labels, [body["label_counts"][n] for n in labels], priors),
+            "label histogram against priors",
+        ),
+        image(
+            plots.heatmap(confusion, labels, "all annotators: consensus vs given"),
+            "confusion heatmap",
+        ),
+        image(
+            plots.rate_bars(
+                [v["key"] for v in versions],
+                [v["rate"] for v in versions],
+                "suggestions kept, by model version",
+            ),
+            "acceptance by model version",
+        ),
+    ]
+    decisions = [d for d in body["decisions"] if d["scope"] != "task" or d["verdict"] == "fail"]
+    decided = table(
+        ["scope", "subject", "check", "verdict", "value", "threshold", "n", "action"],
+        [
+            [
+                d["scope"],
+                d["subject"],
+                d["check"],
+                d["verdict"],
+                d["value"],
+                d["threshold"],
+                d["sample_size"],
+                d["action"],
+            ]
+            for d in decisions
+        ],
+    )
+    sections = [
+        "<h2>Agreement</h2>",
+        overview,
+        "<h2>Annotators</h2>",
+        annotators,
+        "<h2>Plots</h2>",
+        f"<div class='plots'>{''.join(figures)}</div>",
+        "<h2>Decisions</h2>",
+        decided,
+    ]
+    return page(f"Agreement report: {body['guide_name']}", body, sections)
