@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from guides import Guide, example_guide_path, load_guide
 from labeling.gateway import LabelStudioGateway
 from service.api.errors import install_error_handlers
+from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import router as metrics_router
 from service.api.observability import ObservabilityMiddleware, name_actor
 from service.api.routes import (
@@ -113,6 +114,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         allow_origins=settings.cors_origins,
         allow_methods=["GET", "POST"],
         allow_headers=["Authorization", "Content-Type"],
+    )
+    app.add_middleware(
+        BodyLimitMiddleware,
+        body_bytes=settings.max_body_bytes,
+        multipart_bytes=settings.max_multipart_bytes,
     )
     app.add_middleware(ObservabilityMiddleware)  # outermost: request ids, metrics, logs
     install_error_handlers(app)

@@ -40,7 +40,9 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     async def http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
-        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        codes = {400: "bad_request", 404: "not_found", 405: "method_not_allowed"}
+        codes[413] = "payload_too_large"
+        code = codes.get(exc.status_code, "http_error")
         return JSONResponse(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
     for exc_type in (ServiceError, GuideError, LabelingError, ModelError, Exception):

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+# A row id the database can hold (64-bit): larger ones are refused as invalid, on every backend.
+RowId = Annotated[int, Field(ge=1, le=2**63 - 1)]
 
 
 class RegisterFolderRequest(BaseModel):
@@ -58,7 +61,7 @@ class ImageCounts(BaseModel):
 
 class KnownLabelIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    image_id: int
+    image_id: RowId
     label: str
 
 
@@ -126,7 +129,7 @@ class ActivationOut(BaseModel):
 
 class PredictByIdsRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    image_ids: list[int] = Field(min_length=1, max_length=1000)
+    image_ids: list[RowId] = Field(min_length=1, max_length=1000)
 
 
 class PredictionOut(BaseModel):

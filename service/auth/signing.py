@@ -63,7 +63,8 @@ class MediaSigner:
         self, image_id: int, expires: int, signature: str, *, now: float | None = None
     ) -> None:
         """Raise `InvalidSignature` for a forged URL, `ExpiredSignature` for an old one."""
-        if not hmac.compare_digest(self.signature(image_id, expires), signature):
+        expected = self.signature(image_id, expires).encode()
+        if not hmac.compare_digest(expected, signature.encode()):  # bytes: any text compares
             raise InvalidSignature("the media URL's signature is not valid")
         if expires < (time.time() if now is None else now):
             raise ExpiredSignature("the media URL has expired; ask for a fresh one")

@@ -85,6 +85,9 @@ class Settings(BaseSettings):
     allowed_roots: list[Path] = Field(default_factory=list)
     public_url: str = "http://127.0.0.1:8000"
     max_upload_bytes: int = Field(default=20 * 2**20, gt=0)
+    # Whole request bodies, refused while they arrive: JSON and other bodies, then multipart.
+    max_body_bytes: int = Field(default=8 * 2**20, gt=0)
+    max_multipart_bytes: int = Field(default=64 * 2**20, gt=0)
     max_image_pixels: int = Field(default=40_000_000, gt=0)
     label_studio: LabelStudioSettings = Field(default_factory=LabelStudioSettings)
     model: ModelSettings = Field(default_factory=ModelSettings)

@@ -91,6 +91,7 @@ def store_annotations(
     newest = _newest_per_id(annotations)
     rows = rows_by_studio_id(session, list(newest))
     known_images = _known_images(session, {a.image_id for a in newest.values() if a.image_id})
+    gone = _deleted_tasks(session, {a.task_id for a in newest.values()})
     stamp = {"guide_version": str(guide.version), "guide_fingerprint": guide.fingerprint()}
     touched: set[int | None] = set()
     for annotation in newest.values():
@@ -99,6 +100,7 @@ def store_annotations(
             report.stale += 1
             continue
         values = _values(annotation, guide, shown, known_images)
+        values["deleted"] = annotation.task_id in gone  # a late event of a deleted task
         values["project_id"] = (
             project_id if project_id is not None else getattr(row, "project_id", None)
         )
@@ -106,8 +108,14 @@ def store_annotations(
             report.unchanged += 1
             continue
         if row is None:
+            deleted_at = utcnow() if values["deleted"] else None
             session.add(
-                Annotation(studio_annotation_id=annotation.annotation_id, **values, **stamp)
+                Annotation(
+                    studio_annotation_id=annotation.annotation_id,
+                    deleted_at=deleted_at,
+                    **values,
+                    **stamp,
+                )
             )
             report.new += 1
         else:
@@ -270,6 +278,15 @@ def _note(report: IntakeReport, annotation: StudioAnnotation, values: dict[str, 
         report.problems.append(
             AnnotationProblem(annotation.annotation_id, annotation.task_id, code, message)
         )
+
+
+def _deleted_tasks(session: Session, task_ids: set[int]) -> set[int]:
+    """The tasks among `task_ids` that Label Studio reported deleted."""
+    gone: set[int] = set()
+    for batch in chunked(sorted(task_ids)):
+        query = select(DeletedTask.task_id).where(DeletedTask.task_id.in_(batch))
+        gone.update(session.scalars(query))
+    return gone
 
 
 def _known_images(session: Session, image_ids: set[int | None]) -> set[int]:

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
@@ -61,7 +61,7 @@ class UnsupportedWebhookAction(ServiceError):
 
 class _Ref(BaseModel):
     model_config = ConfigDict(extra="allow")
-    id: int
+    id: int = Field(ge=0, le=2**63 - 1)  # an id the database can hold
 
 
 class WebhookBody(BaseModel):

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -19,6 +21,7 @@ from service.learning.selection import round_items
 from service.studio.jobs import project_scope
 
 router = APIRouter(tags=["rounds"])
+RoundId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post("/rounds", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
@@ -48,7 +51,7 @@ def list_rounds(
 
 
 @router.get("/rounds/{round_id}", response_model=RoundOut)
-def get_round(round_id: int, context: ContextDep, session: SessionDep) -> RoundOut:
+def get_round(round_id: RoundId, context: ContextDep, session: SessionDep) -> RoundOut:
     round_ = session.get(Round, round_id)
     if round_ is None:
         raise NotFound(f"round {round_id} does not exist")
@@ -58,7 +61,7 @@ def get_round(round_id: int, context: ContextDep, session: SessionDep) -> RoundO
 @router.post(
     "/rounds/{round_id}/push", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED
 )
-def repush(round_id: int, context: ContextDep, session: SessionDep) -> JobAccepted:
+def repush(round_id: RoundId, context: ContextDep, session: SessionDep) -> JobAccepted:
     """Push a round again after Label Studio was unreachable, as a job.
 
     Tasks already there are kept and a pushed round is left as it is. The job waits while
