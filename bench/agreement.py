@@ -244,7 +244,8 @@ def summarise(matrices: dict, speed: dict, crowdkit_version: str | None, args) -
     ds = matrices["ds"]
     return {
         "matrices_checked": args.matrices,
-        "max_abs_diff_vs_references": matrices["worst"],
+        "max_abs_diff_vs_references": max(matrices["worst"].values()),
+        "max_abs_diff_by_reference": matrices["worst"],
         "matrices_with_defined_value": matrices["checked"],
         "within_1e-9": all(v <= 1e-9 for v in matrices["worst"].values()),
         "dawid_skene_reference": f"crowd-kit {crowdkit_version}" if crowdkit_version else None,
