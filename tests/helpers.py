@@ -79,7 +79,7 @@ def wait_for_job(
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         job = client.get(accepted["status_url"]).json()
-        if job["status"] in ("succeeded", "failed"):
+        if job["status"] in ("succeeded", "failed", "cancelled"):
             return dict(job)
         time.sleep(0.1)
     raise AssertionError(f"job {accepted['job_id']} did not finish in {timeout_s}s")
