@@ -10,7 +10,8 @@ from pathlib import Path
 from typing import Protocol
 
 import numpy as np
-from sqlalchemy import select
+from sqlalchemy import insert, select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from models.embedding import EmbeddingResult
@@ -76,16 +77,13 @@ def ensure_embeddings(
             )
 
         result = runtime.embed([image.path for image in chunk], progress=report)
+        rows = []
         for position, vector in zip(result.indices, result.embeddings, strict=True):
             image = chunk[position]
-            session.add(
-                Embedding(
-                    image_id=image.id,
-                    backbone_id=backbone_id,
-                    vector=np.ascontiguousarray(vector, dtype=np.float32).tobytes(),
-                )
-            )
+            blob = np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+            rows.append({"image_id": image.id, "backbone_id": backbone_id, "vector": blob})
             vectors[image.id] = vector.astype(np.float32)
+        _insert_new(session, rows)
         for failure in result.failures:
             image = chunk[failure.index]
             if failure.code in TRANSIENT_CODES:
@@ -96,6 +94,20 @@ def ensure_embeddings(
         session.commit()
         done += len(chunk)
     return StoredEmbeddings(vectors, done, time.monotonic() - started, unreadable)
+
+
+def _insert_new(session: Session, rows: list[dict[str, object]]) -> None:
+    """Insert embeddings, keeping any that a concurrent request stored first (same content)."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        statement = postgresql.insert(Embedding).on_conflict_do_nothing()
+    elif dialect == "sqlite":
+        statement = sqlite.insert(Embedding).on_conflict_do_nothing()
+    else:
+        statement = insert(Embedding)
+    session.execute(statement, rows)
 
 
 def _stored(session: Session, backbone_id: str, image_ids: list[int]) -> dict[int, np.ndarray]:

@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -33,6 +34,7 @@ from sqlalchemy.orm import Session
 from guides import GuideError, example_guide_path, load_guide
 from labeling.local_server import free_loopback_port
 from models.datasets import FASHION_MNIST_CLASSES
+from models.embedding import EmbeddingResult
 from models.images import load_rgb
 from service.api.app import create_app
 from service.audit.tables import AuditEntry
@@ -40,10 +42,11 @@ from service.auth.keys import create_key
 from service.core.orm import Annotation, Image, ModelVersion, Round
 from service.core.settings import LabelStudioSettings
 from service.jobs.tables import Job
+from service.pool.embeddings import ensure_embeddings
 from service.studio.tables import WebhookEvent
 from service.studio.webhooks import SECRET_HEADER
 from tests.corpus.cases import CASES, LIMITS, SECRET, Case, Env, annotation_event
-from tests.corpus.files import other_colour_models
+from tests.corpus.files import encoded, other_colour_models
 from tests.helpers import ImagePool, api_client, image_ids_by_name, make_settings, wait_for_job
 
 
@@ -247,3 +250,36 @@ def test_an_invalid_guide_is_refused_and_the_service_does_not_start(
     app = create_app(make_settings(tmp_path, fashion_pool, guide_path=path))
     with pytest.raises(GuideError), TestClient(app):
         pass  # the lifespan refuses to serve with the guide
+
+
+class RacingEmbedder:
+    """The real runtime, with a concurrent request storing the same embeddings meanwhile."""
+
+    def __init__(self, env: Env, image_ids: list[int]) -> None:
+        self.context = env.client.app.state.context  # type: ignore[attr-defined]
+        self.image_ids = image_ids
+
+    @property
+    def backbone_id(self) -> str:
+        return str(self.context.runtime.backbone_id)
+
+    def embed(self, paths: Any, *, progress: Any = None) -> EmbeddingResult:
+        with self.context.sessions() as other:
+            images = [other.get(Image, image_id) for image_id in self.image_ids]
+            ensure_embeddings(other, self.context.runtime, images)  # wins the race
+        return self.context.runtime.embed(paths, progress=progress)
+
+
+def test_two_requests_embedding_the_same_images_at_once_both_succeed(env: Env) -> None:
+    """Predictions racing on the same new images used to fail one with a duplicate key."""
+    rows = np.asarray(PILImage.open(env.folder / "00029.png"))
+    ids = []
+    for turn in range(2):
+        content = encoded(PILImage.fromarray(np.rot90(rows, turn + 1).copy()), "PNG")
+        uploaded = env.client.post("/v1/images/upload", files={"file": (f"r{turn}.png", content)})
+        ids.append(uploaded.json()["id"])
+    context = env.client.app.state.context  # type: ignore[attr-defined]
+    with context.sessions() as session:
+        images = [session.get(Image, image_id) for image_id in ids]
+        stored = ensure_embeddings(session, RacingEmbedder(env, ids), images)
+    assert sorted(stored.vectors) == sorted(ids) and stored.computed == 2
