@@ -29,6 +29,7 @@ from labeling.tasks import (
     parse_time,
     prediction_payload,
     prediction_record,
+    task_data,
     task_payload,
 )
 
@@ -165,6 +166,11 @@ class LabelStudioGateway:
         """How many annotators `task_id` needs; it is offered again until it has them."""
         with _translated_errors("set a task's overlap"):
             self._client.tasks.update(id=str(task_id), overlap=overlap, is_labeled=False)
+
+    def set_image_url(self, task_id: int, image_id: int, image_url: str) -> None:
+        """Replace the image URL of a task (a freshly signed one); its annotations stay."""
+        with _translated_errors("update a task's image URL"):
+            self._client.tasks.update(id=str(task_id), data=task_data(image_id, image_url))
 
     def list_tasks(self, project_id: int) -> list[StudioTask]:
         """Every task of the project with its annotations (paged through)."""

@@ -87,10 +87,15 @@ def prediction_payload(suggestion: Suggestion) -> dict[str, Any]:
     }
 
 
+def task_data(image_id: int, image_url: str) -> dict[str, Any]:
+    """A task's `data`: the image URL the labeling interface shows, and the service's image id."""
+    return {IMAGE_FIELD: image_url, "image_id": image_id}
+
+
 def task_payload(draft: TaskDraft) -> dict[str, Any]:
     """The import JSON of one task with its prediction."""
     return {
-        "data": {IMAGE_FIELD: draft.image_url, "image_id": draft.image_id},
+        "data": task_data(draft.image_id, draft.image_url),
         "meta": dict(draft.meta),
         "predictions": [prediction_payload(draft.suggestion)],
     }

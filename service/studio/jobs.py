@@ -1,25 +1,34 @@
-"""Label Studio's jobs: a whole round (select, then push) and a re-push of one round.
+"""Label Studio's jobs: a round (select, then push), a re-push, refreshing the waiting tasks'
+suggestions, reconciliation, and training (which refreshes the tasks when it moves the model).
 
-Every job here works on the service's Label Studio project, so each runs in that project's
-scope: at most one of them runs at a time, across processes. To add a kind, write a
-handler `(ctx, job) -> dict` and add a `JobSpec` to `HANDLERS`.
+Every job here but training works on the service's Label Studio project, so each runs in
+that project's scope (`project_scope`): at most one of them runs at a time, across
+processes. To add a kind, write a handler `(ctx, job) -> dict` and add a `JobSpec` to
+`HANDLERS`.
 """
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from labeling.errors import LabelStudioUnavailable
 from service.context import ServiceContext
 from service.core.progress import scaled
 from service.core.settings import Settings
+from service.jobs.queue import enqueue
 from service.jobs.registry import JobContext, JobSpec
+from service.learning.jobs import MODEL_SCOPE, TRAIN_KIND, train
 from service.learning.selection import RoundRequest, round_items, select_round
 from service.learning.training import current_model
 from service.studio.project import ensure_project
 from service.studio.push import push_round
-from service.studio.reconcile import RECONCILE_JOBS
-from service.studio.suggestions import refresh_pending_suggestions
+from service.studio.reconcile import reconcile
+from service.studio.suggestions import (
+    refresh_pending_suggestions,
+    resign_expiring_urls,
+    stale_items,
+)
 
 
 def project_scope(settings: Settings) -> str:
@@ -76,8 +85,44 @@ def refresh_suggestions(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
         if model is None:
             return {"model_version": None, "refreshed": 0}
         refreshed = refresh_pending_suggestions(session, ctx, project_id, model.id)
+        resigned = resign_expiring_urls(session, ctx)
     ctx.gateway.use_model_version(project_id, model.id)
-    return {"model_version": model.id, "refreshed": refreshed}
+    return {"model_version": model.id, "refreshed": refreshed, "resigned": resigned}
+
+
+def train_then_refresh(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
+    """Learning's train job, then a refresh job when waiting tasks show another version.
+
+    Declared here, not in learning, because only this layer knows Label Studio's tasks. A
+    process that dies between the two runs the whole job again (training is idempotent), so
+    the refresh is never lost.
+    """
+    result = train(ctx, job)
+    version = str(result["model_version"])
+    with ctx.sessions() as session:
+        if stale_items(session, version):
+            scope = project_scope(ctx.settings)
+            params = {"model_version": version}
+            refresh = enqueue(session, REFRESH_KIND, params, scope=scope, key=version)
+            session.commit()
+            result["refresh_job_id"] = refresh.id
+    return result
+
+
+RECONCILE_KIND = "reconcile"
+
+
+def reconcile_every(settings: Settings) -> float | None:
+    return settings.label_studio.reconcile_every_s or None
+
+
+def run_reconcile(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
+    """Reconcile (see `reconcile.py`); idempotent, so a job whose lease expired runs again."""
+    report = reconcile(ctx, full=bool(job.params.get("full")), progress=job.progress)
+    result = asdict(report)
+    result["since"] = report.since.isoformat() if report.since else None
+    result["problems"] = result["problems"][:100]
+    return result
 
 
 # Label Studio being down is worth another attempt (after 2 s, then 4 s); anything else is not.
@@ -85,5 +130,12 @@ HANDLERS = {
     "round": JobSpec("round", run_round, retry_on=(LabelStudioUnavailable,)),
     "push": JobSpec("push", push, retry_on=(LabelStudioUnavailable,)),
     REFRESH_KIND: JobSpec(REFRESH_KIND, refresh_suggestions, retry_on=(LabelStudioUnavailable,)),
-    **RECONCILE_JOBS,
+    RECONCILE_KIND: JobSpec(
+        RECONCILE_KIND,
+        run_reconcile,
+        every_s=reconcile_every,
+        scope=project_scope,
+        retry_on=(LabelStudioUnavailable,),
+    ),
+    TRAIN_KIND: JobSpec(TRAIN_KIND, train_then_refresh, scope=MODEL_SCOPE),
 }

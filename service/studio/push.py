@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from labeling.studio_config import project_spec
 from labeling.tasks import Suggestion, TaskDraft
 from service.audit import record
 from service.context import ServiceContext
@@ -13,7 +12,8 @@ from service.core.orm import Round, RoundItem
 from service.learning.selection import round_items
 from service.learning.training import current_model
 from service.studio.overlap import apply_round_overlap
-from service.studio.suggestions import refresh_pending_suggestions
+from service.studio.project import ensure_project
+from service.studio.suggestions import refresh_pending_suggestions, resign_expiring_urls
 
 
 def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
@@ -29,9 +29,7 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
         raise NotFound(f"round {round_id} does not exist")
     if round_.status == "pushed":
         return round_
-    project_id = ctx.gateway.ensure_project(
-        project_spec(ctx.guide, title=ctx.settings.label_studio.project_title)
-    )
+    project_id = ensure_project(ctx)  # registers the webhook too
     round_.project_id = project_id
     items = round_items(session, round_id)
     if round_.status == "pushing":
@@ -55,6 +53,7 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     model = current_model(session, ctx)
     version = model.id if model is not None else round_.model_version
     refresh_pending_suggestions(session, ctx, project_id, version)
+    resign_expiring_urls(session, ctx)
     ctx.gateway.use_model_version(project_id, version)
     return round_
 

@@ -8,21 +8,17 @@ the watermark (minus a small overlap against clock skew and late commits); a ful
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from labeling.errors import LabelStudioUnavailable
 from labeling.tasks import StudioTask
 from service.context import ServiceContext
 from service.core.orm import Annotation, utcnow
 from service.core.progress import Progress, no_progress
-from service.core.settings import Settings
-from service.jobs.registry import JobContext, JobSpec
 from service.studio.intake import (
     AnnotationProblem,
     IntakeReport,
@@ -139,36 +135,3 @@ def _copy_counts(intake: IntakeReport, report: ReconcileReport) -> None:
     for name in ("new", "updated", "unchanged", "stale", "cancelled", "deleted", "labeled_images"):
         setattr(report, name, getattr(intake, name))
     report.problems = list(intake.problems)
-
-
-RECONCILE_KIND = "reconcile"
-
-
-def reconcile_scope(settings: Settings) -> str:
-    """One reconciliation at a time per Label Studio project."""
-    return f"studio-project:{settings.label_studio.project_title}"[:255]
-
-
-def reconcile_every(settings: Settings) -> float | None:
-    return settings.label_studio.reconcile_every_s or None
-
-
-def run_reconcile_job(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
-    """Job handler: idempotent, so a job whose lease expired simply runs again."""
-    report = reconcile(ctx, full=bool(job.params.get("full")), progress=job.progress)
-    result = asdict(report)
-    result["since"] = report.since.isoformat() if report.since else None
-    result["problems"] = result["problems"][:100]
-    return result
-
-
-RECONCILE_JOBS: dict[str, JobSpec] = {
-    RECONCILE_KIND: JobSpec(
-        kind=RECONCILE_KIND,
-        handler=run_reconcile_job,
-        every_s=reconcile_every,
-        scope=reconcile_scope,
-        retry_on=(LabelStudioUnavailable,),
-        max_attempts=3,
-    )
-}

@@ -2,14 +2,28 @@
 
 from __future__ import annotations
 
+import uuid
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
 import pytest
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import update
 
 from labeling.gateway import LabelStudioGateway
 from labeling.local_server import LocalLabelStudio
+from service.auth.signing import DAY_S, MediaSigner
 from service.core.orm import Round, RoundItem
-from tests.helpers import ImagePool, all_items, register_pool, wait_for_job
+from service.core.settings import AuthSettings, LabelStudioSettings
+from tests.helpers import (
+    ImagePool,
+    all_items,
+    api_client,
+    make_settings,
+    register_pool,
+    wait_for_job,
+)
 from tests.integration.flows import project_title, run_round, seed, sync
 from tests.integration.studio_http import StudioClient
 
@@ -105,7 +119,9 @@ def test_waiting_tasks_get_the_new_models_suggestion_after_a_retrain(
     service: TestClient, studio: StudioClient, fashion_pool: ImagePool
 ) -> None:
     first = run_round(service, K)
-    seed(service, fashion_pool, 4)  # more known labels: the next round retrains
+    project_id = studio.project_by_title(project_title(service))["id"]
+    urls = {t["id"]: t["data"]["image"] for t in studio.tasks(project_id)}
+    seeded = seed(service, fashion_pool, 4)  # more known labels: the next round retrains
     second = run_round(service, K)
     assert second["model_version"] != first["model_version"]
     project = studio.project_by_title(project_title(service))
@@ -113,8 +129,75 @@ def test_waiting_tasks_get_the_new_models_suggestion_after_a_retrain(
     tasks = {t["id"]: t for t in studio.tasks(project["id"])}
     assert len(tasks) == 2 * K
     refreshed = service.get(f"/v1/rounds/{first['id']}").json()["items"]
-    for item in refreshed:
-        versions = [p["model_version"] for p in tasks[item["task_id"]]["predictions"]]
-        assert versions == [first["model_version"], second["model_version"]]
-        latest = tasks[item["task_id"]]["predictions"][-1]
-        assert latest["result"][0]["value"]["choices"] == [item["predicted_label"]]
+    waiting = [item for item in refreshed if item["image_id"] not in seeded]
+    assert waiting, "the seed labelled every image of the first round"
+    assert_suggested(tasks, waiting, [first["model_version"], second["model_version"]])
+    labelled = [item for item in refreshed if item["image_id"] in seeded]
+    assert_suggested(tasks, labelled, [first["model_version"]])  # no longer waiting: untouched
+    # The URLs signed at the push are far from expiry: nothing was re-signed.
+    assert {i["task_id"]: tasks[i["task_id"]]["data"]["image"] for i in refreshed} == {
+        i["task_id"]: urls[i["task_id"]] for i in refreshed
+    }
+
+
+def assert_suggested(tasks: dict[int, dict], items: list[dict], versions: list[str]) -> None:
+    """Each item's task holds predictions of `versions`, in order, the last its suggestion."""
+    for item in items:
+        predictions = tasks[item["task_id"]]["predictions"]
+        assert [p["model_version"] for p in predictions] == versions
+        assert predictions[-1]["result"][0]["value"]["choices"] == [item["predicted_label"]]
+
+
+def test_training_refreshes_waiting_tasks_and_resigns_urls_close_to_expiry(
+    tmp_path: Path,
+    fashion_pool: ImagePool,
+    label_studio: LocalLabelStudio,
+    studio: StudioClient,
+) -> None:
+    studio_settings = LabelStudioSettings(
+        url=label_studio.url,
+        api_key=SecretStr(label_studio.api_token),
+        project_title=f"test {uuid.uuid4().hex[:10]}",
+    )
+    # URLs live a day: within the re-signing margin from the start.
+    auth = AuthSettings(media_signing_secret=SecretStr("s" * 32), media_url_lifetime_s=DAY_S)
+    settings = make_settings(tmp_path, fashion_pool, label_studio=studio_settings, auth=auth)
+    with api_client(settings) as service:
+        register_pool(service, str(fashion_pool.folder))
+        seed(service, fashion_pool, 2)
+        first = run_round(service, K)
+        project_id = studio.project_by_title(studio_settings.project_title)["id"]
+        urls = {t["id"]: t["data"]["image"] for t in studio.tasks(project_id)}
+        seeded = seed(service, fashion_pool, 4)
+        # Signed on the same day, a re-signed URL would read the same: sign for two days now.
+        context = service.app.state.context  # type: ignore[attr-defined]
+        context.media = MediaSigner(
+            auth.media_signing_secret, public_url=settings.public_url, lifetime_s=2 * DAY_S
+        )
+
+        trained = wait_for_job(service, service.post("/v1/models/train").json())
+        assert trained["status"] == "succeeded", trained
+        version = trained["result"]["model_version"]
+        refresh_id = trained["result"]["refresh_job_id"]
+        refresh = wait_for_job(
+            service, {"job_id": refresh_id, "status_url": f"/v1/jobs/{refresh_id}"}
+        )
+        assert refresh["status"] == "succeeded", refresh
+
+        assert studio.project_by_title(studio_settings.project_title)["model_version"] == version
+        tasks = {t["id"]: t for t in studio.tasks(project_id)}
+        items = service.get(f"/v1/rounds/{first['id']}").json()["items"]
+        waiting = [item for item in items if item["image_id"] not in seeded]
+        assert waiting and refresh["result"]["resigned"] == len(waiting)
+        assert_suggested(tasks, waiting, [first["model_version"], version])
+        for item in waiting:
+            url = tasks[item["task_id"]]["data"]["image"]
+            assert expiry(url) > expiry(urls[item["task_id"]])  # a later expiry
+            assert tasks[item["task_id"]]["data"]["image_id"] == item["image_id"]
+            parts = urlsplit(url)
+            fetched = service.get(f"{parts.path}?{parts.query}", headers={"Authorization": ""})
+            assert fetched.status_code == 200 and fetched.content[:4] == b"\x89PNG"
+
+
+def expiry(url: str) -> int:
+    return int(parse_qs(urlsplit(url).query)["exp"][0])

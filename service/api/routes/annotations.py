@@ -17,7 +17,7 @@ from service.api.schemas import JobAccepted
 from service.context import ServiceContext
 from service.core.orm import Annotation
 from service.jobs.queue import enqueue
-from service.studio.reconcile import RECONCILE_KIND, reconcile_scope
+from service.studio.jobs import RECONCILE_KIND, project_scope
 
 router = APIRouter(tags=["annotations"])
 
@@ -92,7 +92,7 @@ def start_full_read(context: ContextDep, session: SessionDep) -> JobAccepted:
 
 
 def _enqueue_reconcile(context: ServiceContext, session: Session, *, full: bool) -> JobAccepted:
-    scope = reconcile_scope(context.settings)
+    scope = project_scope(context.settings)
     job = enqueue(session, RECONCILE_KIND, {"full": full}, scope=scope)
     session.commit()
     return accepted(job.id)

@@ -14,7 +14,7 @@ from service.api.schemas import ActivationOut, JobAccepted, ModelVersionOut
 from service.core.errors import NotFound
 from service.core.orm import ModelVersion
 from service.jobs.queue import enqueue
-from service.learning.jobs import MODEL_SCOPE
+from service.learning.jobs import MODEL_SCOPE, TRAIN_KIND
 from service.learning.training import current_model
 from service.learning.versions import active_version_id, get_version
 from service.studio.activation import activate_model
@@ -38,7 +38,7 @@ def list_models(
 @router.post("/models/train", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
 def train(session: SessionDep) -> JobAccepted:
     """Train a version on every confirmed label, as a job; the version trained becomes active."""
-    job = enqueue(session, "train", {}, scope=MODEL_SCOPE)
+    job = enqueue(session, TRAIN_KIND, {}, scope=MODEL_SCOPE)
     session.commit()
     return accepted(job.id)
 
