@@ -2,6 +2,8 @@
 
 (a) `kill -9` the service while 4 annotator accounts submit 200 annotations in a real Label
     Studio, start it again, reconcile: exactly 200 annotations are stored, with the right labels.
+(b), (c) `kill -9` Label Studio mid-push of a 2,000-image round; re-pushes racing a running
+    round: one task per image (in `faults_push.py`).
 
 Each scenario is a function in `SCENARIOS`; `--only a` runs one. Results are merged into
 `bench/results/faults.json` (per scenario under `scenarios`, totals at the top level).
@@ -17,10 +19,12 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from faults_push import scenario_b, scenario_c
 from pydantic import SecretStr
 from sqlalchemy import insert, select
 from studio_env import (
@@ -45,7 +49,7 @@ from service.studio.project import ensure_project
 ANNOTATORS, ANNOTATIONS, KILL_AFTER = 4, 200, 60
 
 
-def scenario_a(server: LocalLabelStudio) -> dict[str, Any]:
+def scenario_a(server: LocalLabelStudio, _stack: ExitStack) -> dict[str, Any]:
     """Kill -9 the service while annotators submit; restart; reconcile; count and check."""
     port = free_loopback_port()
     settings = studio_settings(
@@ -228,7 +232,8 @@ def _check(
     return result
 
 
-SCENARIOS: dict[str, Callable[[LocalLabelStudio], dict[str, Any]]] = {"a": scenario_a}
+Scenario = Callable[[LocalLabelStudio, ExitStack], dict[str, Any]]
+SCENARIOS: dict[str, Scenario] = {"a": scenario_a, "b": scenario_b, "c": scenario_c}
 
 
 def main() -> None:
@@ -238,16 +243,15 @@ def main() -> None:
     path = RESULTS / "faults.json"
     results = json.loads(path.read_text()) if path.exists() else {}
     scenarios: dict[str, Any] = results.get("scenarios", {})
-    server = start_label_studio("faults-label-studio")
-    try:
+    with ExitStack() as stack:  # what scenarios share is closed before Label Studio stops
+        server = start_label_studio("faults-label-studio")
+        stack.callback(server.stop)
         for name in args.only or sorted(SCENARIOS):
             print(f"scenario {name}: {SCENARIOS[name].__doc__}", flush=True)
-            scenarios[name] = SCENARIOS[name](server)
+            scenarios[name] = SCENARIOS[name](server, stack)
             print(json.dumps(scenarios[name], indent=2), flush=True)
-    finally:
-        server.stop()
-    RESULTS.mkdir(exist_ok=True)
-    path.write_text(json.dumps(summary(scenarios), indent=2) + "\n")
+            RESULTS.mkdir(exist_ok=True)
+            path.write_text(json.dumps(summary(scenarios), indent=2) + "\n")
 
 
 def summary(scenarios: dict[str, Any]) -> dict[str, Any]:
