@@ -1,42 +1,44 @@
 """Batched embedding of an image pool with a frozen backbone.
 
-Decoding and resizing run in a :class:`torch.utils.data.DataLoader` (optionally in worker
-processes) while the model runs on the device. A file that cannot be decoded becomes an
-:class:`ImageFailure` record; it never stops the run.
+On the CPU, decoding and resizing run in a :class:`torch.utils.data.DataLoader` (in a worker
+process when the machine has cores to spare) while the model runs bf16 autocast on
+channels-last slices where the CPU computes bf16 natively, else fp32 (see
+``models.inference``). On CUDA, JPEGs are decoded in batches on the GPU and the next batch is
+decoded while the model runs (``models.gpu_decode``). A file that cannot be decoded becomes
+an :class:`ImageFailure` record; it never stops the run.
 """
 
 from __future__ import annotations
 
+import os
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
-from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from models.backbone import Backbone
+from models.batches import ImageFailure, PixelBatch
 from models.device import resolve_device
 from models.errors import ImageDecodeError
-from models.images import DEFAULT_MAX_PIXELS, load_rgb
+from models.gpu_decode import DecodeOptions, iter_device_batches
+from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_rgb
+from models.inference import (
+    InferencePlan,
+    Precision,
+    forward_uint8,
+    normaliser,
+    plan_inference,
+    prepare_module,
+)
 
-# On a CPU the model runs on slices of this many images: the activations of larger batches
-# outgrow the caches and the allocator's reuse limit, and throughput drops (measured at
-# 112-224 px on a few cores).
-_CPU_SLICE = 4
-
-
-@dataclass(frozen=True)
-class ImageFailure:
-    """An input image that could not be embedded; ``code`` as in ImageDecodeError."""
-
-    index: int
-    path: str
-    code: str
-    reason: str
+__all__ = ["EmbeddingResult", "ImageFailure", "ImagePoolDataset", "embed_images"]
+# Below this many images a decode worker costs more to start than it saves.
+_MIN_IMAGES_FOR_WORKER = 128
 
 
 @dataclass
@@ -45,7 +47,8 @@ class EmbeddingResult:
 
     ``embeddings``: ``(n_ok, embedding_dim)`` float32; ``indices[i]`` is the position in
     the input list of row ``i``. ``images_per_second`` counts embedded images over the
-    whole run (decoding, transfer and model).
+    whole run (decoding, transfer and model). ``precision`` is ``"fp32"`` or ``"bf16"`` and
+    ``decoder`` is ``"cpu"`` or ``"device"``: how the run went.
     """
 
     embeddings: np.ndarray
@@ -53,6 +56,8 @@ class EmbeddingResult:
     failures: list[ImageFailure]
     seconds: float
     images_per_second: float
+    precision: str = "fp32"
+    decoder: str = "cpu"
 
 
 class ImagePoolDataset(Dataset):
@@ -82,30 +87,15 @@ class ImagePoolDataset(Dataset):
         return index, torch.from_numpy(np.array(image, dtype=np.uint8))
 
 
-@dataclass
-class _Batch:
-    """A collated batch: ``pixels`` is ``(n, H, W, 3)`` uint8, or None if all failed."""
+def collate_pixels(items: list[tuple[int, torch.Tensor | ImageFailure]]) -> PixelBatch:
+    """Stack decoded ``(H, W, 3)`` images into a batch viewed as ``(n, 3, H, W)``.
 
-    indices: list[int]
-    pixels: torch.Tensor | None
-    failures: list[ImageFailure] = field(default_factory=list)
-
-    def pin_memory(self) -> _Batch:
-        # Called by the DataLoader when pin_memory=True.
-        if self.pixels is not None:
-            self.pixels = self.pixels.pin_memory()
-        return self
-
-    @property
-    def size(self) -> int:
-        return len(self.indices) + len(self.failures)
-
-
-def _collate(items: list[tuple[int, torch.Tensor | ImageFailure]]) -> _Batch:
+    The view is channels-last in memory, the layout the model runs in.
+    """
     good = [(index, item) for index, item in items if isinstance(item, torch.Tensor)]
     failures = [item for _, item in items if isinstance(item, ImageFailure)]
-    pixels = torch.stack([tensor for _, tensor in good]) if good else None
-    return _Batch(indices=[index for index, _ in good], pixels=pixels, failures=failures)
+    pixels = torch.stack([tensor for _, tensor in good]).permute(0, 3, 1, 2) if good else None
+    return PixelBatch([index for index, _ in good], pixels, failures)
 
 
 def embed_images(
@@ -114,56 +104,88 @@ def embed_images(
     *,
     device: torch.device | None = None,
     batch_size: int = 64,
-    num_workers: int = 0,
+    num_workers: int | None = None,
+    precision: Precision = "auto",
+    device_decode: bool | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     progress: Callable[[int, int], None] | None = None,
 ) -> EmbeddingResult:
     """Embed every image in ``paths`` with ``backbone``.
 
     ``device`` defaults to the first GPU when there is one, else the CPU; the backbone's
-    module is moved there (in place). On CUDA, batches are pinned, copied asynchronously,
-    laid out channels-last and run under bfloat16 autocast. ``progress(done, total)`` is
-    called after each batch. Returns an :class:`EmbeddingResult`; undecodable files are
-    listed in its ``failures``.
+    module is moved there (in place, channels-last). ``precision`` is ``"auto"`` (bf16
+    autocast on CUDA and on CPUs with native bf16, else fp32), ``"fp32"`` or ``"bf16"``.
+    ``device_decode`` (default: on CUDA) decodes JPEGs on the device; ``num_workers`` are
+    the CPU decoding processes, or on the device path the file-reading threads (default:
+    one process when the CPU has a core to spare and the pool is large enough; on CUDA one
+    thread per core up to 16). ``progress(done, total)`` is called after each batch.
+    Undecodable files are listed in the result's ``failures``.
     """
-    if batch_size < 1 or num_workers < 0:
+    if batch_size < 1 or (num_workers is not None and num_workers < 0):
         raise ValueError(
             f"expected batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}"
         )
     device = device if device is not None else resolve_device("auto")
+    plan = plan_inference(device, precision)
+    on_device = device.type == "cuda" if device_decode is None else device_decode
     start = time.perf_counter()
+    if on_device:
+        threads = num_workers or min(16, os.cpu_count() or 1)
+        options = DecodeOptions(device, backbone.image_size, max_pixels, DEFAULT_MAX_BYTES)
+        batches = iter_device_batches(paths, options, batch_size=batch_size, read_threads=threads)
+    else:
+        workers = num_workers if num_workers is not None else _default_workers(len(paths))
+        batches = _cpu_batches(paths, backbone, device, batch_size, workers, max_pixels)
+    embeddings, indices, failures = _run(batches, len(paths), backbone, plan, progress)
+    seconds = time.perf_counter() - start
+    rate = len(indices) / seconds if seconds > 0 else 0.0
+    decoder = "device" if on_device else "cpu"
+    return EmbeddingResult(embeddings, indices, failures, seconds, rate, plan.precision, decoder)
+
+
+def _default_workers(n_images: int) -> int:
+    """One decoding process beside the model when a core is free for it, else none."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return 1 if (cores or 1) >= 2 and n_images >= _MIN_IMAGES_FOR_WORKER else 0
+
+
+def _cpu_batches(
+    paths: Sequence[str | Path],
+    backbone: Backbone,
+    device: torch.device,
+    batch_size: int,
+    num_workers: int,
+    max_pixels: int,
+) -> DataLoader:
     dataset = ImagePoolDataset(paths, image_size=backbone.image_size, max_pixels=max_pixels)
-    loader = DataLoader(
+    return DataLoader(
         dataset,
         batch_size=batch_size,
         num_workers=num_workers,
-        collate_fn=_collate,
+        collate_fn=collate_pixels,
         pin_memory=device.type == "cuda",
     )
-    embeddings, indices, failures = _run(loader, backbone, device, progress)
-    seconds = time.perf_counter() - start
-    rate = len(indices) / seconds if seconds > 0 else 0.0
-    return EmbeddingResult(embeddings, indices, failures, seconds, rate)
 
 
 def _run(
-    loader: DataLoader,
+    batches: Iterable[PixelBatch],
+    total: int,
     backbone: Backbone,
-    device: torch.device,
+    plan: InferencePlan,
     progress: Callable[[int, int], None] | None,
 ) -> tuple[np.ndarray, list[int], list[ImageFailure]]:
-    module = backbone.module.to(device, memory_format=torch.channels_last)
-    scale, shift = _normaliser(backbone, device)
+    module = prepare_module(backbone, plan)
+    norm = normaliser(backbone, plan.device)
     outputs: list[torch.Tensor] = []
     indices: list[int] = []
     failures: list[ImageFailure] = []
-    total = len(loader.dataset)  # type: ignore[arg-type]
     done = 0
     with torch.inference_mode():
-        for batch in loader:
+        for batch in batches:
             if batch.pixels is not None:
+                batch.wait()
                 # Outputs stay on the device until the end: no synchronisation per batch.
-                outputs.append(_forward(module, batch.pixels, scale, shift, device))
+                outputs.append(forward_uint8(module, batch.pixels, norm, plan))
                 indices.extend(batch.indices)
             failures.extend(batch.failures)
             done += batch.size
@@ -171,42 +193,6 @@ def _run(
                 progress(done, total)
         embeddings = _gather(outputs, backbone.embedding_dim)
     return embeddings, indices, failures
-
-
-def _normaliser(backbone: Backbone, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(scale, shift)`` of shape (1, 3, 1, 1) so that ``x_uint8 * scale + shift`` is the input."""
-    mean = torch.tensor(backbone.mean, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(backbone.std, dtype=torch.float32).view(1, 3, 1, 1)
-    return (1.0 / (255.0 * std)).to(device), (-mean / std).to(device)
-
-
-def _forward(
-    module: nn.Module,
-    pixels: torch.Tensor,
-    scale: torch.Tensor,
-    shift: torch.Tensor,
-    device: torch.device,
-) -> torch.Tensor:
-    """Run ``module`` on ``pixels`` (n, H, W, 3) uint8; returns (n, D) float32 on ``device``."""
-    parts = pixels.split(_CPU_SLICE) if device.type == "cpu" else (pixels,)
-    outputs = [_forward_part(module, part, scale, shift, device) for part in parts]
-    return outputs[0] if len(outputs) == 1 else torch.cat(outputs)
-
-
-def _forward_part(
-    module: nn.Module,
-    pixels: torch.Tensor,
-    scale: torch.Tensor,
-    shift: torch.Tensor,
-    device: torch.device,
-) -> torch.Tensor:
-    # NHWC memory permuted to NCHW is exactly the channels-last layout.
-    x = pixels.to(device, non_blocking=True).permute(0, 3, 1, 2).float()
-    x = torch.addcmul(shift, x, scale)
-    if device.type == "cuda":
-        with torch.autocast("cuda", dtype=torch.bfloat16):
-            return module(x).float()
-    return module(x).float()
 
 
 def _gather(outputs: list[torch.Tensor], embedding_dim: int) -> np.ndarray:

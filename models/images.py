@@ -7,6 +7,7 @@ caught here rather than later inside a batch.
 
 from __future__ import annotations
 
+import io
 import os
 import struct
 import warnings
@@ -24,6 +25,12 @@ DEFAULT_MAX_BYTES = 50 * 2**20
 
 # Leading bytes of common formats: a file that starts like an image but that Pillow
 # cannot identify is a damaged image rather than something else.
+_ORIENTATION_TAG = 0x0112
+# Start-of-frame markers (baseline, extended, progressive, lossless; Huffman or arithmetic).
+_SOF_MARKERS = frozenset(
+    {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE, 0xCF}
+)
+_JPEG_MODES = {1: "L", 3: "RGB", 4: "CMYK"}
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 
 # What Pillow raises when the bytes of a recognised image are damaged.
@@ -77,11 +84,122 @@ def load_rgb(
     :func:`inspect_image` does.
     """
     image = _decode(path, max_pixels=max_pixels, max_bytes=max_bytes, draft_size=draft_size)
+    return _upright_rgb(image, str(path))
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header says, read without decoding its pixels.
+
+    ``orientation`` is the EXIF orientation tag (1 = upright, 2-8 = flipped and/or rotated).
+    """
+
+    format: str
+    mode: str
+    width: int
+    height: int
+    orientation: int
+
+
+def read_header(
+    data: bytes,
+    name: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+) -> ImageHeader:
+    """Read the header of the encoded image ``data`` (from file ``name``) without decoding it.
+
+    Raises :class:`ImageDecodeError` as :func:`inspect_image` does, except that damaged
+    pixel data is only found when the image is decoded.
+    """
+    _check_byte_count(len(data), name, max_bytes)
+    image = _open_checked(io.BytesIO(data), name, max_pixels=max_pixels)
     try:
-        image = ImageOps.exif_transpose(image)
-        return _to_rgb(image)
+        orientation = int(image.getexif().get(_ORIENTATION_TAG, 1))
+    except _CORRUPT_ERRORS:
+        orientation = 1  # an unreadable EXIF block leaves the image as stored, as Pillow does
+    return ImageHeader(
+        format=image.format or "",
+        mode=image.mode,
+        width=image.width,
+        height=image.height,
+        orientation=orientation if 1 <= orientation <= 8 else 1,
+    )
+
+
+def jpeg_header(data: bytes | bytearray) -> ImageHeader | None:
+    """The size, colour model and EXIF orientation of a JPEG, from its markers alone.
+
+    Much faster than Pillow's parser, which holds the interpreter lock: for reader threads.
+    None when ``data`` is not a JPEG or its markers are not as expected: Pillow decides then.
+    """
+    if not data.startswith(b"\xff\xd8\xff"):
+        return None
+    position, orientation = 2, 1
+    while position + 4 <= len(data):
+        marker = data[position + 1]
+        if data[position] != 0xFF or marker == 0xDA:  # not a marker, or a scan before a frame
+            return None
+        if marker == 0xFF:  # fill byte
+            position += 1
+            continue
+        length = int.from_bytes(data[position + 2 : position + 4], "big")
+        segment = bytes(data[position + 4 : position + 2 + length])
+        if marker == 0xE1 and segment.startswith(b"Exif\0\0"):
+            orientation = _exif_orientation(segment[6:])
+        elif marker in _SOF_MARKERS and len(segment) >= 6:
+            _, height, width, components = struct.unpack(">BHHB", segment[:6])
+            mode = _JPEG_MODES.get(components, "")
+            return ImageHeader("JPEG", mode, width, height, orientation) if height else None
+        position += 2 + length
+    return None
+
+
+def _exif_orientation(tiff: bytes) -> int:
+    """The orientation tag (0x0112) of IFD0 in a TIFF-structured EXIF block; 1 if absent."""
+    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
+    if order is None or len(tiff) < 8:
+        return 1
+    (offset,) = struct.unpack(order + "I", tiff[4:8])
+    if offset + 2 > len(tiff):
+        return 1
+    (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
+    for entry in range(offset + 2, min(offset + 2 + 12 * count, len(tiff) - 11), 12):
+        tag, kind = struct.unpack(order + "HH", tiff[entry : entry + 4])
+        if tag == 0x0112 and kind == 3:  # SHORT
+            (value,) = struct.unpack(order + "H", tiff[entry + 8 : entry + 10])
+            return value if 1 <= value <= 8 else 1
+    return 1
+
+
+def load_rgb_bytes(
+    data: bytes,
+    name: str,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    draft_size: int | None = None,
+) -> Image.Image:
+    """:func:`load_rgb` for an image already read into memory (``name`` is for messages)."""
+    _check_byte_count(len(data), name, max_bytes)
+    image = _decode_open_file(io.BytesIO(data), name, max_pixels=max_pixels, draft_size=draft_size)
+    return _upright_rgb(image, name)
+
+
+def _upright_rgb(image: Image.Image, name: str) -> Image.Image:
+    try:
+        return _to_rgb(ImageOps.exif_transpose(image))
     except _CORRUPT_ERRORS as err:
-        raise ImageDecodeError(str(path), "image_corrupt", f"cannot convert image: {err}") from err
+        raise ImageDecodeError(name, "image_corrupt", f"cannot convert image: {err}") from err
+
+
+def _check_byte_count(n_bytes: int, name: str, max_bytes: int) -> None:
+    if n_bytes == 0:
+        raise ImageDecodeError(name, "not_an_image", "file is empty")
+    if n_bytes > max_bytes:
+        reason = f"file has {n_bytes} bytes, more than the limit of {max_bytes}"
+        raise ImageDecodeError(name, "image_too_large", reason)
 
 
 def _decode(
@@ -94,17 +212,25 @@ def _decode(
     except OSError as err:
         raise ImageDecodeError(name, "image_unreadable", f"cannot open file: {err}") from err
     with handle:
-        if n_bytes == 0:
-            raise ImageDecodeError(name, "not_an_image", "file is empty")
-        if n_bytes > max_bytes:
-            reason = f"file has {n_bytes} bytes, more than the limit of {max_bytes}"
-            raise ImageDecodeError(name, "image_too_large", reason)
+        _check_byte_count(n_bytes, name, max_bytes)
         return _decode_open_file(handle, name, max_pixels=max_pixels, draft_size=draft_size)
 
 
 def _decode_open_file(
     handle: BinaryIO, name: str, *, max_pixels: int, draft_size: int | None
 ) -> Image.Image:
+    image = _open_checked(handle, name, max_pixels=max_pixels)
+    if draft_size is not None and image.format == "JPEG":
+        image.draft("RGB", (draft_size, draft_size))
+    try:
+        image.load()
+    except _CORRUPT_ERRORS as err:
+        raise ImageDecodeError(name, "image_corrupt", f"cannot decode image data: {err}") from err
+    return image
+
+
+def _open_checked(handle: BinaryIO, name: str, *, max_pixels: int) -> Image.Image:
+    """Open (read the header of) an image, refusing bombs and images over ``max_pixels``."""
     with warnings.catch_warnings():
         # Pillow warns (and past twice its limit, raises) on decompression bombs.
         warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -120,12 +246,6 @@ def _decode_open_file(
     if width * height > max_pixels:
         reason = f"{width}x{height} pixels is more than the limit of {max_pixels}"
         raise ImageDecodeError(name, "image_too_large", reason)
-    if draft_size is not None and image.format == "JPEG":
-        image.draft("RGB", (draft_size, draft_size))
-    try:
-        image.load()
-    except _CORRUPT_ERRORS as err:
-        raise ImageDecodeError(name, "image_corrupt", f"cannot decode image data: {err}") from err
     return image
 
 
