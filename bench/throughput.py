@@ -1,0 +1,210 @@
+"""Benchmark: images/s from encoded bytes to probabilities + embedding + score.
+
+In one run, on the same images and the same EfficientNet-Lite0 (224 px):
+
+* project: ``models.embed_images`` (on the CPU: decoding in a DataLoader worker beside bf16
+  autocast on channels-last slices; on CUDA: nvJPEG batch decoding overlapped with the bf16
+  model), then the head's probabilities and their entropy;
+* naive: a per-image loop (PIL decode, fp32, batch of 1), the way a simple backend scores.
+
+Each is timed ``--rounds`` times, interleaved, and the best round of each is kept (the
+machine may be shared). A model-only table compares the CPU paths (fp32 by slice size, bf16
+autocast, optionally int8 static quantisation and torch.compile) with their agreement with
+fp32: embedding cosine and a trained head's top-1 predictions. With CUDA (or ``--gpu-only``
+on a GPU machine) it also measures the GPU path on 256 px JPEGs and the GPU decode-only
+ceiling (the same reading, decoding and resizing without the model).
+
+Imports only ``models`` (torch, torchvision, numpy, pillow), so it runs on a GPU machine
+without the web stack. Writes ``bench/results/throughput.json``; ``--gpu-only`` adds the GPU
+figures to that file and keeps its CPU figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_scoring import naive_embed_one, write_synthetic_jpegs  # noqa: E402
+from cpu_paths import compare_cpu_paths, trained_head  # noqa: E402
+
+from models.backbone import Backbone, BackboneSpec, load_backbone  # noqa: E402
+from models.datasets import load_fashion_mnist, write_pngs  # noqa: E402
+from models.embedding import embed_images  # noqa: E402
+from models.gpu_decode import DecodeOptions, iter_device_batches  # noqa: E402
+from models.head import TrainedHead  # noqa: E402
+from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: E402
+from models.uncertainty import entropy  # noqa: E402
+
+RESULTS = ROOT / "bench" / "results" / "throughput.json"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=192, help="CPU images per set (PNG, JPEG)")
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--table-n", type=int, default=128, help="images per CPU path row")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--int8", action="store_true", help="add int8 static quantisation")
+    parser.add_argument("--compile", action="store_true", help="add torch.compile (slow)")
+    parser.add_argument("--gpu-only", action="store_true", help="GPU figures only, merged")
+    parser.add_argument("--gpu-n", type=int, default=4096)
+    parser.add_argument("--gpu-batch-size", type=int, default=256)
+    return parser.parse_args()
+
+
+def score(head: TrainedHead, embeddings: np.ndarray) -> np.ndarray:
+    """What every path must produce besides the embeddings: probabilities and a score."""
+    return entropy(head.predict_proba(embeddings))
+
+
+def run_project(
+    paths: Sequence[Path], backbone: Backbone, head: TrainedHead, **options: object
+) -> float:
+    """Images/s of embed_images + probabilities + entropy (after a warm-up batch)."""
+    embed_images(paths[:16], backbone, **options)  # type: ignore[arg-type]
+    started = time.perf_counter()
+    result = embed_images(paths, backbone, **options)  # type: ignore[arg-type]
+    scores = score(head, result.embeddings)
+    if result.embeddings.shape[0] and torch.cuda.is_available():
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - started
+    assert len(scores) == len(paths) and not result.failures
+    return len(paths) / seconds
+
+
+def run_naive(paths: Sequence[Path], backbone: Backbone, head: TrainedHead) -> float:
+    """Images/s of the per-image loop: PIL decode, fp32, batch of 1, then the head."""
+    cpu = torch.device("cpu")
+    backbone.module.to(cpu, memory_format=torch.contiguous_format)
+    with torch.inference_mode():
+        naive_embed_one(paths[0], backbone, cpu)
+        started = time.perf_counter()
+        for path in paths:
+            score(head, naive_embed_one(path, backbone, cpu).numpy()[None])
+        return len(paths) / (time.perf_counter() - started)
+
+
+def best_of(rounds: int, runs: dict[str, Callable[[], float]]) -> dict[str, float]:
+    """Each run ``rounds`` times, interleaved; the best rate of each."""
+    rates: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, run in runs.items():
+            rates[name].append(run())
+            print(f"  {name}: {rates[name][-1]:.1f} images/s", flush=True)
+    return {name: max(values) for name, values in rates.items()}
+
+
+def image_sets(workdir: Path, n: int) -> dict[str, list[Path]]:
+    images, _ = load_fashion_mnist("test")
+    pngs = write_pngs(images[:n], workdir / "png", names=[f"t{i:05d}" for i in range(n)])
+    jpegs = write_synthetic_jpegs(images, workdir / "jpeg", n, 256)
+    return {"png": pngs, "jpeg": jpegs}
+
+
+def cpu_figures(args: argparse.Namespace, backbone: Backbone, head: TrainedHead) -> dict:
+    cpu = torch.device("cpu")
+    figures: dict[str, object] = {}
+    with tempfile.TemporaryDirectory(prefix="throughput-") as folder:
+        for name, paths in image_sets(Path(folder), args.n).items():
+            print(f"CPU, {len(paths)} {name} images", flush=True)
+            rates = best_of(
+                args.rounds,
+                {
+                    "naive": lambda p=paths: run_naive(p, backbone, head),
+                    "project": lambda p=paths: run_project(
+                        p, backbone, head, device=cpu, batch_size=args.batch_size
+                    ),
+                },
+            )
+            figures[f"cpu_{name}_images_per_s"] = round(rates["project"], 1)
+            figures[f"cpu_{name}_naive_images_per_s"] = round(rates["naive"], 1)
+    project = min(figures["cpu_png_images_per_s"], figures["cpu_jpeg_images_per_s"])
+    naive = max(figures["cpu_png_naive_images_per_s"], figures["cpu_jpeg_naive_images_per_s"])
+    return {
+        "cpu_images_per_s": project,
+        "cpu_naive_images_per_s": naive,
+        "cpu_speedup_vs_naive": round(project / naive, 2),
+        **figures,
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_cores": os.cpu_count(),
+    }
+
+
+def gpu_figures(args: argparse.Namespace, backbone: Backbone, head: TrainedHead) -> dict:
+    cuda = torch.device("cuda")
+    with tempfile.TemporaryDirectory(prefix="throughput-gpu-") as folder:
+        images, _ = load_fashion_mnist("test")
+        paths = write_synthetic_jpegs(images, Path(folder), args.gpu_n, 256)
+        options = {"device": cuda, "batch_size": args.gpu_batch_size}
+        rates = best_of(
+            args.rounds,
+            {
+                "gpu decode only": lambda: run_decode_only(paths, backbone, args),
+                "gpu project": lambda: run_project(paths, backbone, head, **options),
+            },
+        )
+    ceiling = rates["gpu decode only"]
+    return {
+        "gpu_name": torch.cuda.get_device_name(cuda),
+        "gpu_images": args.gpu_n,
+        "gpu_batch_size": args.gpu_batch_size,
+        "gpu_images_per_s": round(rates["gpu project"], 1),
+        "gpu_decode_ceiling_images_per_s": round(ceiling, 1),
+        "gpu_fraction_of_decode_ceiling": round(rates["gpu project"] / ceiling, 3),
+        "gpu_torch": torch.__version__,
+    }
+
+
+def run_decode_only(paths: Sequence[Path], backbone: Backbone, args: argparse.Namespace) -> float:
+    """Images/s of reading, nvJPEG decoding and resizing the batches, without the model."""
+    cuda = torch.device("cuda")
+    options = DecodeOptions(cuda, backbone.image_size, DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES)
+    threads = min(16, os.cpu_count() or 1)
+    torch.cuda.synchronize()
+    started = time.perf_counter()
+    for batch in iter_device_batches(
+        paths, options, batch_size=args.gpu_batch_size, read_threads=threads
+    ):
+        batch.wait()
+    torch.cuda.synchronize()
+    return len(paths) / (time.perf_counter() - started)
+
+
+def main() -> None:
+    args = parse_args()
+    backbone = load_backbone(BackboneSpec())
+    head = trained_head(backbone)
+    figures: dict[str, object] = {}
+    if args.gpu_only:
+        figures = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+    else:
+        print("CPU paths, model only", flush=True)
+        table = compare_cpu_paths(
+            backbone, head, n=args.table_n, int8=args.int8, compile_=args.compile
+        )
+        figures.update(cpu_figures(args, backbone, head))
+        figures["cpu_paths"] = table
+    if torch.cuda.is_available():
+        figures.update(gpu_figures(args, backbone, head))
+    figures["machine"] = "2-core AMD EPYC CPU, no GPU" if not args.gpu_only else "GPU machine"
+    figures["date"] = time.strftime("%Y-%m-%d")
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
+    print(json.dumps(figures, indent=2))
+
+
+if __name__ == "__main__":
+    main()
