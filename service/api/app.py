@@ -18,6 +18,7 @@ from service.api.observability import ObservabilityMiddleware, name_actor
 from service.api.routes import (
     annotations,
     audit,
+    drift,
     guide,
     health,
     images,
@@ -139,6 +140,7 @@ PROTECTED_ROUTERS = (
     annotations.router,
     audit.router,
     reports.router,
+    drift.router,
 )
 # media checks its URL's signature, the webhook its shared secret header
 PUBLIC_ROUTERS = (health.router, media.router, webhooks.router)

@@ -65,6 +65,7 @@ class QualitySettings(BaseModel):
     drift_sync_max_images: int = Field(default=256, ge=1)  # larger batches run as a job
     drift_permutations: int = Field(default=500, ge=19, le=10_000)
     drift_max_checks: int = Field(default=100, ge=1)  # alpha spending over this many checks
+    drift_after_ingestion: bool = True  # a drift report job after each registration
     agreement_every_s: float = Field(default=0.0, ge=0)  # 0: agreement reports on demand only
     notify_url: str | None = None  # Slack-compatible incoming webhook
     notify_timeout_s: float = Field(default=10.0, gt=0)

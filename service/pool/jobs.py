@@ -1,4 +1,4 @@
-"""The pool's jobs: registering a folder of images."""
+"""The pool's jobs: registering a folder of images, then asking for a drift check of them."""
 
 from __future__ import annotations
 
@@ -8,10 +8,13 @@ from pathlib import Path
 from typing import Any
 
 from service.context import ServiceContext
+from service.jobs.queue import enqueue
 from service.jobs.registry import JobContext, JobSpec
 from service.pool.registration import register_folder, resolve_allowed
 
 POOL_SCOPE = "pool"  # registrations run one at a time: they write the same images table
+# Declared by service/quality/drift_jobs.py; enqueued by name after images were registered.
+DRIFT_KIND, DRIFT_SCOPE = "drift_check", "drift"
 
 
 def folder_key(folder: Path) -> str:
@@ -32,6 +35,10 @@ def register(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
                 done / max(total, 1), f"checked {done}/{total} files"
             ),
         )
+    if report.registered and ctx.settings.quality.drift_after_ingestion:
+        with ctx.sessions() as session:
+            enqueue(session, DRIFT_KIND, {"trigger": "registration"}, scope=DRIFT_SCOPE)
+            session.commit()
     return {
         "registered": report.registered,
         "already_known": report.already_known,

@@ -14,6 +14,7 @@ from service.api.routes.jobs import accepted
 from service.api.schemas import JobAccepted
 from service.core.errors import NotFound
 from service.jobs.queue import enqueue
+from service.quality.drift_html import drift_html
 from service.quality.gold import register_gold
 from service.quality.html import agreement_html
 from service.quality.jobs import AGREEMENT_KIND
@@ -68,7 +69,7 @@ def report(
 
 
 def render(row: QualityReport) -> str:
-    return agreement_html(row.body)
+    return drift_html(row.body) if row.kind == "drift" else agreement_html(row.body)
 
 
 @router.post("/gold/register")
