@@ -1,4 +1,4 @@
-"""Command line: `activelabel serve` and `activelabel demo`."""
+"""Command line: `activelabel serve`, `demo`, `db`, `keys` and `report`."""
 
 from __future__ import annotations
 
@@ -6,13 +6,21 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
+import httpx
 import typer
 from sqlalchemy.orm import Session
 
 from service.core.settings import get_settings
+
+
+class ReportKind(StrEnum):
+    agreement = "agreement"
+    drift = "drift"
+
 
 app = typer.Typer(
     help="Active-learning labeling with Label Studio.", no_args_is_help=True, add_completion=False
@@ -115,6 +123,36 @@ def keys_list() -> None:
                 f"{key.id}\tal_{key.prefix}_...\t{key.name}\tcreated {_when(key.created_at)}"
                 f"\tlast used {_when(key.last_used_at)}\trevoked {_when(key.revoked_at)}"
             )
+
+
+@app.command()
+def report(
+    kind: Annotated[ReportKind, typer.Argument(help="which report to run")],
+    html: Annotated[Path | None, typer.Option(help="write the report's HTML page here")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="print the report's JSON")] = False,
+    api_url: Annotated[
+        str, typer.Option(envvar="ACTIVELABEL_API_URL", help="the service")
+    ] = "http://127.0.0.1:8000",
+    api_key: Annotated[
+        str, typer.Option(envvar="ACTIVELABEL_API_KEY", help="an API key", show_default=False)
+    ] = "",
+    timeout: Annotated[float, typer.Option(help="seconds to wait for the job")] = 1800.0,
+) -> None:
+    """Run an agreement or drift report through the service API and summarise it."""
+    from service.quality.cli_report import ReportFailed, run_report
+
+    try:
+        run_report(
+            kind.value,
+            api_url=api_url,
+            api_key=api_key,
+            html=html,
+            as_json=json_,
+            timeout_s=timeout,
+        )
+    except (ReportFailed, httpx.HTTPError) as err:
+        typer.echo(f"report failed: {err}", err=True)
+        raise typer.Exit(1) from err
 
 
 def _when(moment: datetime | None) -> str:
