@@ -69,6 +69,8 @@ lint: $(VENV)/.installed
 
 bench: setup bench-references
 	$(VENV)/bin/python bench/bench_scoring.py
+	$(VENV)/bin/python bench/throughput.py
+	$(VENV)/bin/python bench/rerank.py
 	$(VENV)/bin/python bench/agreement.py
 	$(VENV)/bin/python bench/reconcile.py
 	$(VENV)/bin/python bench/faults.py
