@@ -145,6 +145,7 @@ def agreement_html(body: dict[str, Any]) -> str:
     )
     sections = [
         "<h2>Agreement</h2>",
+        _no_overlap_yet(body),
         overview,
         "<h2>Annotators</h2>",
         annotators,
@@ -154,3 +155,15 @@ def agreement_html(body: dict[str, Any]) -> str:
         decided,
     ]
     return page(f"Agreement report: {body['guide_name']}", body, sections)
+
+
+def _no_overlap_yet(body: dict[str, Any]) -> str:
+    """A sentence in place of undefined statistics while no task has two answers."""
+    if body["stats"]["alpha_units"] > 0:
+        return ""
+    answers = body["sample_sizes"].get("answers", 0)
+    return (
+        "<p><b>No overlapping annotations yet</b>: agreement needs tasks answered by two "
+        f"annotators or more ({answers} answers so far). The figures below fill in as "
+        "annotators submit.</p>"
+    )
