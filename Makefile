@@ -75,15 +75,22 @@ bench: setup bench-references
 	$(VENV)/bin/python bench/reconcile.py
 	$(VENV)/bin/python bench/faults.py
 	nice -n 10 $(VENV)/bin/python bench/load.py
+	nice -n 10 $(VENV)/bin/python bench/drift.py
 	$(VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q "matplotlib>=3.8"
 	$(VENV)/bin/python bench/al_curve.py
 
 # Reference implementations the benchmarks compare against, never imported by the project:
 # crowd-kit's Dawid-Skene, installed without its text-model dependencies.
-bench-references: bench/cache/crowdkit/.installed
+bench-references: bench/cache/crowdkit/.installed bench/.venv-alibi/.installed
 
 bench/cache/crowdkit/.installed: $(VENV)/.installed
 	$(VENV)/bin/pip install -q --no-deps --target bench/cache/crowdkit crowd-kit==1.4.2 nltk regex
+	touch $@
+
+# alibi-detect, the MMD reference of bench/drift.py, pins numpy<2: it gets its own venv.
+bench/.venv-alibi/.installed:
+	[ -x bench/.venv-alibi/bin/python ] || $(PYTHON) -m venv bench/.venv-alibi
+	bench/.venv-alibi/bin/pip install -q torch==2.14.1 'alibi-detect[torch]==0.13.0'
 	touch $@
 
 clean:
