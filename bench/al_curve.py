@@ -107,17 +107,56 @@ def digits() -> DataSet:
     return DataSet("sklearn-digits", x[500:], y[500:], x[:500], y[:500])
 
 
-def run_curve(
-    data: DataSet, method: str, seed: int, max_labels: int, baal: BaalWorker | None
-) -> list[float]:
-    """Held-out accuracy after each round, at 20, 40, ... labels up to ``max_labels``."""
-    rng = np.random.default_rng(seed)
-    labeled = np.concatenate(
+def seed_set(data: DataSet, rng: np.random.Generator) -> np.ndarray:
+    """``SEED_PER_CLASS`` random pool indices of each class."""
+    return np.concatenate(
         [
             rng.choice(np.flatnonzero(data.pool_y == c), SEED_PER_CLASS, replace=False)
             for c in range(data.n_classes)
         ]
     )
+
+
+def random_curve(
+    data: DataSet, seed: int, max_labels: int, target: float, beyond: int
+) -> tuple[list[float], int | None]:
+    """Random labeling: the curve up to ``max_labels`` and the labels it needs for ``target``.
+
+    Random picks do not depend on the model, so the labeled set at each budget is a prefix
+    of one random order of the pool. Past ``max_labels`` the crossing is searched every 100
+    labels (up to ``beyond``) and then refined to the batch size.
+    """
+    rng = np.random.default_rng(seed)
+    start = seed_set(data, rng)
+    order = np.concatenate(
+        [start, rng.permutation(np.setdiff1d(np.arange(len(data.pool_y)), start))]
+    )
+    head = LinearHead(data.pool_x, data.n_classes)
+
+    def accuracy(budget: int) -> float:
+        head.fit(data.pool_x[order[:budget]], data.pool_y[order[:budget]])
+        return head.accuracy(data.test_x, data.test_y)
+
+    curve = [accuracy(b) for b in range(len(start), max_labels + 1, BATCH)]
+    crossed = labels_to_target(curve, list(range(len(start), max_labels + 1, BATCH)), target)
+    if crossed is not None:
+        return curve, crossed
+    low = max_labels
+    for high in range(max_labels + 100, beyond + 1, 100):
+        if accuracy(high) >= target:
+            for budget in range(low + BATCH, high, BATCH):
+                if accuracy(budget) >= target:
+                    return curve, budget
+            return curve, high
+        low = high
+    return curve, None
+
+
+def run_curve(
+    data: DataSet, method: str, seed: int, max_labels: int, baal: BaalWorker | None
+) -> list[float]:
+    """Held-out accuracy after each round, at 20, 40, ... labels up to ``max_labels``."""
+    labeled = seed_set(data, np.random.default_rng(seed))
     head = LinearHead(data.pool_x, data.n_classes)
     curve = []
     while True:
@@ -166,11 +205,12 @@ def benchmark(
     max_labels: int,
     baal: BaalWorker | None,
     save: Callable[[dict[str, object]], None],
+    beyond: int,
 ) -> dict[str, object]:
     """Curves of every method; random runs first and sets the budget for the others.
 
-    The others run up to the largest number of labels random needed on any seed (at most
-    ``max_labels``), so every method is compared on the same budgets. ``save`` receives the
+    Every method runs up to ``max_labels``, so all are compared on the same budgets; random
+    alone goes on (up to ``beyond``) until it reaches the target. ``save`` receives the
     report after each method, so an interrupted run keeps what it measured.
     """
     full = LinearHead(data.pool_x, data.n_classes)
@@ -180,18 +220,23 @@ def benchmark(
     curves: dict[str, np.ndarray] = {}
     timings: dict[str, float] = {}
     report: dict[str, object] = {}
+    budgets = list(range(first, max_labels + 1, BATCH))
+    random_needed: list[int | None] = []
     for method in ["random"] + [m for m in methods if m != "random"]:
         start = time.perf_counter()
-        runs = [run_curve(data, method, seed, max_labels, baal) for seed in range(seeds)]
-        timings[method] = time.perf_counter() - start
         if method == "random":
-            budgets = list(range(first, max_labels + 1, BATCH))
-            reached = [labels_to_target(r, budgets, target) for r in runs]
-            max_labels = max(max_labels if r is None else r for r in reached)
-            runs = [r[: (max_labels - first) // BATCH + 1] for r in runs]
-        budgets = list(range(first, max_labels + 1, BATCH))
+            pairs = [random_curve(data, s, max_labels, target, beyond) for s in range(seeds)]
+            runs = [curve for curve, _ in pairs]
+            random_needed = [needed for _, needed in pairs]
+        else:
+            runs = [run_curve(data, method, seed, max_labels, baal) for seed in range(seeds)]
+        timings[method] = time.perf_counter() - start
         curves[method] = np.asarray(runs)
-        reached = [labels_to_target(r, budgets, target) for r in runs]
+        reached = (
+            random_needed
+            if method == "random"
+            else [labels_to_target(r, budgets, target) for r in runs]
+        )
         print(f"  {data.name} {method:17s} {timings[method]:6.1f}s labels-to-target {reached}")
         report = {
             "data_set": data.name,
@@ -205,7 +250,7 @@ def benchmark(
             "default": DEFAULT_STRATEGY,
             "mean_curves": {m: c.mean(axis=0).tolist() for m, c in curves.items()},
             "seconds": dict(timings),
-            **paired_summary(curves, budgets, target, DEFAULT_STRATEGY),
+            **paired_summary(curves, budgets, target, DEFAULT_STRATEGY, {"random": random_needed}),
         }
         save(report)
     return report
@@ -214,9 +259,10 @@ def benchmark(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
-    parser.add_argument("--fashion-max-labels", type=int, default=1500)
+    parser.add_argument("--fashion-max-labels", type=int, default=1200)
     parser.add_argument("--digits-max-labels", type=int, default=400)
     parser.add_argument("--dims", type=int, default=128)
+    parser.add_argument("--beyond", type=int, default=6000, help="random's label cap")
     parser.add_argument("--methods", nargs="*", default=STRATEGIES + ["baal_bald"])
     parser.add_argument("--skip-fashion", action="store_true")
     parser.add_argument("--skip-digits", action="store_true")
@@ -238,11 +284,11 @@ def main() -> None:
     def save(report: dict[str, object]) -> None:
         reports[str(report["data_set"])] = report
         write_results(path, reports, baal_note)
+        plot_curves(report, RESULTS / f"al_curve_{report['data_set']}.png")
 
     for data, max_labels in sets:
         print(f"{data.name}: pool {len(data.pool_y)}, held out {len(data.test_y)}", flush=True)
-        report = benchmark(data, methods, args.seeds, max_labels, baal, save)
-        plot_curves(report, RESULTS / f"al_curve_{data.name}.png")
+        benchmark(data, methods, args.seeds, max_labels, baal, save, args.beyond)
     if baal is not None:
         baal.close()
     for name, report in reports.items():
