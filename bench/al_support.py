@@ -104,18 +104,23 @@ def _bootstrap_ratio(numerator: np.ndarray, denominator: np.ndarray, seed: int =
 
 
 def paired_summary(
-    curves: dict[str, np.ndarray], budgets: list[int], target: float, default: str
+    curves: dict[str, np.ndarray],
+    budgets: list[int],
+    target: float,
+    default: str,
+    known: dict[str, list[int | None]],
 ) -> dict[str, object]:
     """Labels-to-target per method, ratios with bootstrap CIs, and per-budget paired tests.
 
     A run that never reaches the target counts as one batch past the last budget (censored),
-    which understates the labels it needs; how many were censored is reported.
+    which understates the labels it needs; how many were censored is reported. ``known``
+    gives labels-to-target measured past the curves (random's longer run).
     """
     cap = budgets[-1] + (budgets[1] - budgets[0] if len(budgets) > 1 else 0)
     needed = {}
     per_method = {}
     for method, runs in curves.items():
-        reached = [labels_to_target(run, budgets, target) for run in runs]
+        reached = known.get(method) or [labels_to_target(run, budgets, target) for run in runs]
         needed[method] = np.array([cap if r is None else r for r in reached], dtype=float)
         per_method[method] = {
             "mean": float(needed[method].mean()),
