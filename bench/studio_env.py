@@ -72,7 +72,11 @@ def bench_context(settings: Settings) -> ServiceContext:
         guide=load_guide(settings.guide_path or example_guide_path("fashion-mnist")),
         engine=engine,
         sessions=session_factory(engine),
-        runtime=ModelRuntime(settings.model, max_pixels=settings.max_image_pixels),
+        runtime=ModelRuntime(
+            settings.model,
+            max_pixels=settings.max_image_pixels,
+            embedding_dir=settings.embedding_dir,
+        ),
         gateway=LabelStudioGateway(
             settings.label_studio.url,
             settings.label_studio.api_key.get_secret_value(),

@@ -58,7 +58,9 @@ def build_context(settings: Settings) -> ServiceContext:
     engine = make_engine(
         settings.resolved_database_url, busy_timeout_s=settings.database_busy_timeout_s
     )
-    runtime = ModelRuntime(settings.model, max_pixels=settings.max_image_pixels)
+    runtime = ModelRuntime(
+        settings.model, max_pixels=settings.max_image_pixels, embedding_dir=settings.embedding_dir
+    )
     runtime.load()  # the backbone loads once, before the first request
     gateway = LabelStudioGateway(
         settings.label_studio.url,

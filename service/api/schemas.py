@@ -81,8 +81,20 @@ class ImportLabelsResponse(BaseModel):
 class RoundRequestIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     k: int = Field(default=20, ge=1, le=10_000)
-    strategy: str = "entropy"
+    strategy: str | None = Field(
+        default=None,
+        max_length=64,
+        description="a batch-selection strategy (GET /v1/rounds/strategies); null: the default",
+    )
     retrain: bool = True
+    seed: int | None = Field(
+        default=None, ge=0, le=2**31 - 1, description="the strategy's seed; null: a random one"
+    )
+
+
+class StrategiesOut(BaseModel):
+    available: list[str]
+    default: str
 
 
 class RoundItemOut(BaseModel):
@@ -100,6 +112,7 @@ class RoundOut(BaseModel):
     status: str
     strategy: str
     k: int
+    seed: int | None = Field(description="the strategy's seed: same inputs, same batch")
     model_version: str
     pool_size: int
     embedded: int
@@ -110,12 +123,30 @@ class RoundOut(BaseModel):
     items: list[RoundItemOut]
 
 
+class ModelEvaluationOut(BaseModel):
+    """How a version did on labels it did not train on, and its calibration."""
+
+    method: str = Field(description="k-fold cross-validation or a held-out share")
+    n_labels: int = Field(description="labels the version was trained on")
+    n_evaluated: int = Field(description="out-of-sample predictions behind the figures")
+    accuracy: float
+    per_class_recall: dict[str, float | None] = Field(
+        description="class -> recall; null when no label of it was evaluated"
+    )
+    ece: float = Field(description="expected calibration error before calibration (15 bins)")
+    calibrated_ece: float = Field(description="ECE after temperature scaling, out of sample")
+    temperature: float = Field(description="the temperature the version predicts with")
+
+
 class ModelVersionOut(BaseModel):
     id: str = Field(description="content hash of backbone, classes and weights")
     backbone_id: str
     n_train: int = Field(description="confirmed labels it was trained on")
     class_names: list[str]
     metrics: dict[str, float]
+    evaluation: ModelEvaluationOut | None = Field(
+        description="out-of-sample evaluation; null when too few labels to evaluate"
+    )
     created_at: datetime
     active: bool = Field(description="whether this version serves predictions and rounds")
 

@@ -46,7 +46,11 @@ class Image(Base):
 
 
 class Embedding(Base):
-    """A backbone's embedding of one image, float32 bytes of length D * 4."""
+    """Legacy: embeddings kept as float32 blobs before the memory-mapped stores.
+
+    Nothing writes here any more; `service/pool/vectors.py` moves rows found here into the
+    backbone's store once and deletes them.
+    """
 
     __tablename__ = "embeddings"
 
@@ -70,6 +74,8 @@ class ModelVersion(Base):
     metrics: Mapped[dict[str, float]] = mapped_column(JSON)
     guide_fingerprint: Mapped[str] = mapped_column(String(32))
     labels_digest: Mapped[str] = mapped_column(String(64))  # which confirmed labels it saw
+    # Out-of-sample evaluation and calibration (`models.evaluation.HeadEvaluation.as_dict`).
+    evaluation: Mapped[dict[str, object] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
@@ -84,6 +90,7 @@ class Round(Base):
     status: Mapped[str] = mapped_column(String(16), default="selected")
     strategy: Mapped[str] = mapped_column(String(64))
     k: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(Integer)  # the strategy's seed (None: before 0008)
     model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
     pool_size: Mapped[int] = mapped_column(Integer)
     embedded: Mapped[int] = mapped_column(Integer, default=0)  # images the backbone ran on

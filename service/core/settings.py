@@ -116,6 +116,11 @@ class Settings(BaseSettings):
     def upload_dir(self) -> Path:
         return self.data_dir / "uploads"
 
+    @property
+    def embedding_dir(self) -> Path:
+        """Where the memory-mapped embedding stores live, one folder per backbone."""
+        return self.data_dir / "embeddings"
+
 
 @lru_cache
 def get_settings() -> Settings:

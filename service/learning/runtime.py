@@ -1,4 +1,8 @@
-"""The loaded model: one backbone per process, heads loaded from checkpoints on demand."""
+"""The loaded model: one backbone per process, heads loaded from checkpoints on demand.
+
+It also holds the embedding stores (one memory-mapped store per backbone under
+`embedding_dir`), so that everything embedding images reaches the same stores.
+"""
 
 from __future__ import annotations
 
@@ -14,14 +18,16 @@ from models.device import resolve_device
 from models.embedding import EmbeddingResult, embed_images
 from models.head import TrainedHead
 from service.core.settings import ModelSettings
+from service.pool.vectors import EmbeddingStores
 
 
 class ModelRuntime:
     """Holds the frozen backbone and a cache of trained heads, safe to share across threads."""
 
-    def __init__(self, settings: ModelSettings, *, max_pixels: int) -> None:
+    def __init__(self, settings: ModelSettings, *, max_pixels: int, embedding_dir: Path) -> None:
         self.settings = settings
         self.max_pixels = max_pixels
+        self.embedding_stores = EmbeddingStores(embedding_dir)
         self.spec = BackboneSpec(
             architecture=settings.architecture,
             weights=settings.weights,

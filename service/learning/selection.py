@@ -1,29 +1,35 @@
-"""Choosing a round: score the unlabeled pool with the current model and record the top K."""
+"""Choosing a round: a batch-selection strategy picks from the unlabeled pool; it is recorded."""
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from models.uncertainty import get_strategy, rank_by_score
+from models.selection import select_batch
 from service.audit import record
 from service.context import ServiceContext
 from service.core.errors import NoModel
 from service.core.orm import Annotation, DeletedTask, Image, Round, RoundItem
 from service.core.progress import Progress, no_progress, scaled
 from service.learning.gold import GOLD_SOURCE, mix_gold
-from service.learning.training import current_model, needs_training, train_model
-from service.pool.embeddings import ensure_embeddings, stack
+from service.learning.selection_inputs import RoundInputs, round_inputs
+from service.learning.strategies import display_score, resolve_strategy
+from service.learning.training import current_model, labeled_images, needs_training, train_model
+from service.pool.embeddings import embed_missing, embedding_store
 
 
 @dataclass(frozen=True)
 class RoundRequest:
+    """`strategy`: a `models.selection` name (None: the default); `seed`: None draws one."""
+
     k: int = 20
-    strategy: str = "entropy"
+    strategy: str | None = None
     retrain: bool = True
+    seed: int | None = None
 
 
 def candidate_images(session: Session) -> list[Image]:
@@ -72,8 +78,13 @@ def select_round(
     *,
     progress: Progress = no_progress,
 ) -> Round:
-    """Choose the round's batch and record it (not yet pushed)."""
-    strategy = get_strategy(request.strategy)
+    """Choose the round's batch with its strategy and record it (not yet pushed).
+
+    The strategy gets the pool's probabilities under the active head, the pool's and the
+    labeled images' embeddings (from the store: the backbone runs only on images never
+    embedded), `k` and the seed stored on the round; items keep its order as their rank.
+    """
+    strategy = resolve_strategy(request.strategy)
     model = current_model(session, ctx)
     if request.retrain and needs_training(session, model):
         model = train_model(session, ctx, progress=scaled(progress, 0.0, 0.2))
@@ -81,56 +92,65 @@ def select_round(
         raise NoModel("no trained model yet: import seed labels, then train or run with retrain")
     head = ctx.runtime.head(model.id, model.checkpoint_path)
     images = candidate_images(session)
-    stored = ensure_embeddings(session, ctx.runtime, images, progress=scaled(progress, 0.2, 0.85))
-    vectors = stored.vectors
-    pool = [image for image in images if image.id in vectors]
+    labeled = labeled_images(session, ctx.guide.label_names)
+    run = embed_missing(session, ctx.runtime, images + labeled, progress=scaled(progress, 0.2, 0.8))
+    seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
+    store = embedding_store(session, ctx.runtime)
+    labels = np.array([ctx.guide.label_index(str(i.label)) for i in labeled], dtype=np.int64)
+    chosen = (
+        round_inputs(store, head, strategy, images, labeled, labels, k=request.k, seed=seed)
+        if store is not None
+        else None
+    )
     round_ = Round(
-        strategy=request.strategy,
+        strategy=strategy,
         k=request.k,
+        seed=seed,
         model_version=model.id,
-        pool_size=len(pool),
-        embedded=stored.computed,
-        embedding_rate=round(stored.images_per_second, 2),
+        pool_size=chosen.pool_size if chosen is not None else 0,
+        embedded=run.computed,
+        embedding_rate=round(run.images_per_second, 2),
     )
     session.add(round_)
     session.flush()
     chosen_ids: list[int] = []
-    if pool:
-        probs = head.predict_proba(stack(vectors, [image.id for image in pool]))
-        scores = strategy(probs)
-        chosen = rank_by_score(scores, k=request.k)
-        _add_items(session, round_, pool, probs, scores, chosen, ctx.guide.label_names)
-        chosen_ids = [pool[index].id for index in chosen.tolist()]
+    if chosen is not None:
+        picks = select_batch(strategy, chosen.inputs)
+        scores = display_score(strategy)(chosen.inputs.probs)
+        _add_items(session, round_, chosen, scores, picks, ctx.guide.label_names)
+        chosen_ids = chosen.image_ids[picks].tolist()
         session.flush()
-        mix_gold(session, ctx, round_, head, strategy)
+        mix_gold(session, ctx, round_, head, display_score(strategy))
     after = {
-        "strategy": request.strategy,
+        "strategy": strategy,
         "k": request.k,
+        "seed": seed,
         "model_version": model.id,
-        "pool_size": len(pool),
-        "image_ids": chosen_ids,  # in rank order
+        "pool_size": round_.pool_size,
+        "image_ids": chosen_ids,  # in the strategy's order
     }
     record(session, "round.selected", subject=("round", round_.id), after=after)
     session.commit()
-    progress(0.9, f"selected {min(request.k, len(pool))} of {len(pool)} images")
+    progress(0.9, f"selected {len(chosen_ids)} of {round_.pool_size} images with {strategy}")
     return round_
 
 
 def _add_items(
     session: Session,
     round_: Round,
-    pool: list[Image],
-    probs: np.ndarray,
+    chosen: RoundInputs,
     scores: np.ndarray,
-    chosen: np.ndarray,
+    picks: np.ndarray,
     class_names: list[str],
 ) -> None:
-    for rank, index in enumerate(chosen.tolist(), start=1):
+    """One item per pick, ranked in the strategy's order; `scores: (n,)` for display."""
+    probs = chosen.inputs.probs
+    for rank, index in enumerate(picks.tolist(), start=1):
         top = int(np.argmax(probs[index]))
         session.add(
             RoundItem(
                 round_id=round_.id,
-                image_id=pool[index].id,
+                image_id=int(chosen.image_ids[index]),
                 rank=rank,
                 score=float(scores[index]),
                 predicted_label=class_names[top],

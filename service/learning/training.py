@@ -19,6 +19,7 @@ from service.context import ServiceContext
 from service.core.errors import NotEnoughLabels
 from service.core.orm import Image, ModelVersion
 from service.core.progress import Progress, no_progress, scaled
+from service.learning.evaluation import evaluate_and_calibrate
 from service.learning.gold import GOLD_SOURCE
 from service.learning.versions import active_model, set_active
 from service.pool.embeddings import ensure_embeddings, stack
@@ -76,15 +77,26 @@ def train_model(
     usable = [image for image in images if image.id in vectors]
     labels = np.array([ctx.guide.label_index(str(image.label)) for image in usable], dtype=np.int64)
     progress(0.7, f"training on {len(usable)} labels")
+    x = stack(vectors, [image.id for image in usable])
+    epochs = ctx.settings.model.train_epochs
     head = train_head(
-        stack(vectors, [image.id for image in usable]),
+        x,
         labels,
         class_names=ctx.guide.label_names,
         backbone_id=ctx.runtime.backbone_id,
-        epochs=ctx.settings.model.train_epochs,
-        progress=lambda epoch, total: progress(0.7 + 0.3 * epoch / total, f"epoch {epoch}/{total}"),
+        epochs=epochs,
+        progress=lambda epoch, total: progress(0.7 + 0.2 * epoch / total, f"epoch {epoch}/{total}"),
     )
-    return record_version(session, ctx, head, digest=labels_digest(usable), excluded=excluded)
+    progress(0.9, "evaluating on held-out labels and calibrating")
+    head, evaluation = evaluate_and_calibrate(head, x, labels, epochs=epochs)
+    return record_version(
+        session,
+        ctx,
+        head,
+        digest=labels_digest(usable),
+        excluded=excluded,
+        evaluation=evaluation.as_dict() if evaluation is not None else None,
+    )
 
 
 def labels_digest(images: list[Image]) -> str:
@@ -102,10 +114,12 @@ def record_version(
     *,
     digest: str,
     excluded: dict[str, int] | None = None,
+    evaluation: dict[str, object] | None = None,
 ) -> ModelVersion:
     """Save `head`'s checkpoint and its row (once per version id), audited as `model.trained`.
 
-    `excluded`: labels left out because the guide no longer has them, with their counts.
+    `excluded`: labels left out because the guide no longer has them, with their counts;
+    `evaluation`: its out-of-sample evaluation (`service/learning/evaluation.py`).
     """
     existing = session.get(ModelVersion, head.version)
     if existing is not None:  # the same head again: reuse its row, as trained on these labels
@@ -124,9 +138,15 @@ def record_version(
         metrics=dict(head.metrics),
         guide_fingerprint=ctx.guide.fingerprint(),
         labels_digest=digest,
+        evaluation=evaluation,
     )
     session.add(version)
-    after = {"n_train": head.n_train, "metrics": dict(head.metrics), "excluded": excluded or {}}
+    after = {
+        "n_train": head.n_train,
+        "metrics": dict(head.metrics),
+        "excluded": excluded or {},
+        "evaluation": evaluation,
+    }
     record(session, "model.trained", subject=("model_version", version.id), after=after)
     set_active(session, ctx, version)
     session.commit()

@@ -44,6 +44,7 @@ def run_round(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
             k=int(job.params["k"]),
             strategy=str(job.params["strategy"]),
             retrain=bool(job.params["retrain"]),
+            seed=job.params.get("seed"),
         )
         with ctx.sessions() as session:
             round_id = select_round(session, ctx, request, progress=scaled(job.progress, 0, 0.9)).id

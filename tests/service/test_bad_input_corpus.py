@@ -263,6 +263,10 @@ class RacingEmbedder:
     def backbone_id(self) -> str:
         return str(self.context.runtime.backbone_id)
 
+    @property
+    def embedding_stores(self) -> Any:
+        return self.context.runtime.embedding_stores
+
     def embed(self, paths: Any, *, progress: Any = None) -> EmbeddingResult:
         with self.context.sessions() as other:
             images = [other.get(Image, image_id) for image_id in self.image_ids]

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
-from service.api.schemas import ActivationOut, JobAccepted, ModelVersionOut
+from service.api.schemas import ActivationOut, JobAccepted, ModelEvaluationOut, ModelVersionOut
 from service.core.errors import NotFound
 from service.core.orm import ModelVersion
 from service.jobs.queue import enqueue
@@ -78,6 +78,9 @@ def model_out(version: ModelVersion, active_id: str | None) -> ModelVersionOut:
         n_train=version.n_train,
         class_names=list(version.class_names),
         metrics=dict(version.metrics),
+        evaluation=ModelEvaluationOut.model_validate(version.evaluation)
+        if version.evaluation is not None
+        else None,
         created_at=version.created_at,
         active=version.id == active_id,
     )

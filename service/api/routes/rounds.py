@@ -8,16 +8,22 @@ from fastapi import APIRouter, Path, status
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from models.uncertainty import available_strategies
 from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
-from service.api.schemas import JobAccepted, RoundItemOut, RoundOut, RoundRequestIn
+from service.api.schemas import (
+    JobAccepted,
+    RoundItemOut,
+    RoundOut,
+    RoundRequestIn,
+    StrategiesOut,
+)
 from service.context import ServiceContext
-from service.core.errors import NotFound, UnknownStrategy
+from service.core.errors import NotFound
 from service.core.orm import Round, RoundItem
 from service.jobs.queue import enqueue
 from service.learning.selection import round_items
+from service.learning.strategies import available_strategies, resolve_strategy
 from service.studio.jobs import project_scope
 
 router = APIRouter(tags=["rounds"])
@@ -26,18 +32,21 @@ RoundId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 @router.post("/rounds", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
 def start_round(body: RoundRequestIn, context: ContextDep, session: SessionDep) -> JobAccepted:
-    """Score the unlabeled pool, choose the top K and push them to Label Studio, as a job.
+    """Choose K pool images with a batch-selection strategy and push them, as a job.
 
     One round per project waits or runs at a time: asking again returns that job.
     """
-    if body.strategy not in available_strategies():  # fail now, not inside the job
-        raise UnknownStrategy(
-            f"unknown strategy {body.strategy!r}", details={"available": available_strategies()}
-        )
-    params = {"k": body.k, "strategy": body.strategy, "retrain": body.retrain}
+    strategy = resolve_strategy(body.strategy)  # unknown_strategy now, not inside the job
+    params = {"k": body.k, "strategy": strategy, "retrain": body.retrain, "seed": body.seed}
     job = enqueue(session, "round", params, scope=project_scope(context.settings))
     session.commit()
     return accepted(job.id)
+
+
+@router.get("/rounds/strategies", response_model=StrategiesOut)
+def list_strategies() -> StrategiesOut:
+    """The batch-selection strategies a round may name, and the one used when it names none."""
+    return StrategiesOut(available=available_strategies(), default=resolve_strategy(None))
 
 
 @router.get("/rounds", response_model=Page[RoundOut])
@@ -96,6 +105,7 @@ def round_out(context: ServiceContext, round_: Round, ranked: list[RoundItem]) -
         status=round_.status,
         strategy=round_.strategy,
         k=round_.k,
+        seed=round_.seed,
         model_version=round_.model_version,
         pool_size=round_.pool_size,
         embedded=round_.embedded,
