@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 import signal
 import socket
 import threading
@@ -18,13 +20,17 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from guides import Guide
 from labeling.local_server import LocalLabelStudio, free_loopback_port, new_api_token
 from models.datasets import load_fashion_mnist, write_pngs
 from service.api.app import create_app
 from service.auth.keys import create_key
-from service.core.settings import Settings
+from service.core.settings import AnnotatorSettings, Settings
+from service.studio.annotators import provision_annotators
 
 console = Console()
+# A gold task the demo can resolve: a Fashion-MNIST test image by its index in the split.
+FASHION_TEST_IMAGE = re.compile(r"test/(\d{5})\.png")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,29 @@ def materialize_pool(root: Path, count: int) -> tuple[Path, list[int]]:
     with console.status(f"writing {count} Fashion-MNIST images as PNG files"):
         write_pngs(images[:count], folder, names=[f"{i:05d}.png" for i in range(count)])
     return folder, [int(x) for x in labels[:count]]
+
+
+def materialize_gold(folder: Path, guide: Guide) -> int:
+    """Write the Fashion-MNIST test images the guide's gold tasks name (`test/NNNNN.png`)."""
+    wanted = [task.image for task in guide.gold_tasks if FASHION_TEST_IMAGE.fullmatch(task.image)]
+    if not wanted:
+        return 0
+    images, _ = load_fashion_mnist("test")
+    indices = [int(Path(reference).stem) for reference in wanted]
+    write_pngs(images[indices], folder / "test", names=[Path(r).name for r in wanted])
+    return len(wanted)
+
+
+def demo_annotators(settings: Settings) -> list[AnnotatorSettings]:
+    """The configured annotators, or two demo logins with fresh passwords."""
+    if settings.label_studio.annotators:
+        return list(settings.label_studio.annotators)
+    return [
+        AnnotatorSettings(
+            email=f"annotator{n}@example.com", password=SecretStr(secrets.token_urlsafe(9))
+        )
+        for n in (1, 2)
+    ]
 
 
 def start_label_studio(options: DemoOptions, executable: Path) -> LocalLabelStudio:
@@ -132,13 +161,18 @@ def drive_round(
     options: DemoOptions,
     class_names: list[str],
 ) -> dict[str, Any]:
-    """Register the pool, seed labels, run one round; returns the round."""
+    """Register the pool and the gold images, seed labels, run one round; returns the round."""
     registered = follow_job(
         client, _post(client, "/v1/images/register", {"folder": str(folder)}), "registering images"
     )
     console.print(
         f"registered {registered['registered']} new images "
         f"({registered['already_known']} already known, {len(registered['skipped'])} skipped)"
+    )
+    gold = _post(client, "/v1/gold/register", {})
+    console.print(
+        f"registered {gold['registered']} gold images ({gold['known']} already known); "
+        "rounds mix them in among ordinary tasks"
     )
     ids_by_path = _image_ids_by_path(client)
     seeds = seed_labels(labels, options.seed_per_class, class_names)
@@ -153,6 +187,12 @@ def drive_round(
     )
     result = follow_job(client, _post(client, "/v1/rounds", {"k": options.k}), "running a round")
     return dict(client.get(f"/v1/rounds/{result['round_id']}").raise_for_status().json())
+
+
+def first_agreement_report(client: httpx.Client) -> str:
+    """Run an agreement report now (before any annotation); returns its HTML page's URL."""
+    result = follow_job(client, _post(client, "/v1/reports/agreement", {}), "agreement report")
+    return str(result["report_url"])
 
 
 def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -182,7 +222,7 @@ def pipeline_key(app: FastAPI) -> str:
 def print_summary(
     round_: dict[str, Any], studio: LocalLabelStudio, service_url: str, api_key: str
 ) -> None:
-    table = Table(title=f"round {round_['id']}: the {len(round_['items'])} most uncertain images")
+    table = Table(title=f"round {round_['id']}: {len(round_['items'])} tasks in rank order")
     for column in ("rank", "task", "suggested label", "p", "uncertainty"):
         table.add_column(column)
     for item in round_["items"]:
@@ -222,6 +262,24 @@ def print_summary(
     )
 
 
+def print_quality(annotators: list[AnnotatorSettings], api_key: str, report_url: str) -> None:
+    """The annotator logins and the first agreement report (it needs the API key)."""
+    for n, annotator in enumerate(annotators, start=1):
+        login = f"{annotator.email} / {annotator.password.get_secret_value()}"
+        console.print(f"annotator {n}:   {login}", soft_wrap=True)
+    console.print(
+        "Each annotator logs in with their own login; some tasks go to both of them and "
+        "some are gold tasks with a known answer: the agreement report compares them.",
+        soft_wrap=True,
+    )
+    console.print(
+        f"get it with:   curl -H 'Authorization: Bearer {api_key}' {report_url} -o agreement.html"
+        " (`activelabel report agreement --html FILE` runs a fresh one)",
+        soft_wrap=True,
+    )
+    console.print(f"agreement report: {report_url}", soft_wrap=True)
+
+
 def run_demo(options: DemoOptions, settings: Settings) -> None:
     root = options.data_dir.resolve()
     folder, labels = materialize_pool(root / "images", options.images)
@@ -236,19 +294,30 @@ def run_demo(options: DemoOptions, settings: Settings) -> None:
                 "allowed_roots": [root / "images"],
                 "public_url": service_url,
                 "label_studio": settings.label_studio.model_copy(
-                    update={"url": studio.url, "api_key": SecretStr(studio.api_token)}
+                    update={
+                        "url": studio.url,
+                        "api_key": SecretStr(studio.api_token),
+                        "annotators": demo_annotators(settings),
+                    }
                 ),
+                "quality": settings.quality.model_copy(update={"gold_dir": root / "images/gold"}),
             }
         )
         app = create_app(configured)
         with console.status("loading the model and starting the service"):
             server = start_service(app, port)
+        context = app.state.context
+        materialize_gold(root / "images/gold", context.guide)
+        with console.status("creating the annotator logins in Label Studio"):
+            provision_annotators(context, studio.set_password)
         api_key = pipeline_key(app)
         headers = {"Authorization": f"Bearer {api_key}"}
         with httpx.Client(base_url=service_url, timeout=60, headers=headers) as client:
             class_names = [label["name"] for label in client.get("/v1/guide").json()["labels"]]
             round_ = drive_round(client, folder, labels, options, class_names)
+            report_url = first_agreement_report(client)
         print_summary(round_, studio, service_url, api_key)
+        print_quality(configured.label_studio.annotators, api_key, report_url)
         if options.wait:
             console.print("ready: press Ctrl-C to stop the service and Label Studio")
             _wait_for_interrupt()

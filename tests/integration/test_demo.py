@@ -17,7 +17,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from labeling.accounts import login_token
 from labeling.local_server import copy_data_dir, is_healthy
+from service.core.settings import QualitySettings
+from service.learning.gold import gold_count
 from tests.helpers import TEST_IMAGE_SIZE
 from tests.integration.conftest import StudioTemplate
 from tests.integration.studio_http import StudioClient
@@ -38,6 +41,8 @@ class DemoOutput:
     token: str
     service_url: str
     api_key: str
+    annotators: list[tuple[str, str]]  # email, password
+    report_url: str
 
 
 def field(text: str, name: str) -> str:
@@ -112,6 +117,8 @@ def demo(
                 studio_template.api_token,
                 field(text, "service").split()[0],
                 field(text, "API key"),
+                [tuple(field(text, f"annotator {n}").split(" / ")) for n in (1, 2)],
+                field(text, "agreement report"),
             )
         finally:
             process.send_signal(signal.SIGINT)
@@ -127,7 +134,7 @@ def test_demo_prints_a_project_whose_tasks_carry_suggestions(
     studio = StudioClient(demo.studio_url, demo.token)
     request.addfinalizer(studio.close)
     tasks = studio.tasks(project_id_of(demo))
-    assert len(tasks) == DEMO_K
+    assert len(tasks) == DEMO_K + gold_count(DEMO_K, QualitySettings().gold_share)
     for task in tasks:
         (prediction,) = task["predictions"]
         assert prediction["result"][0]["value"]["choices"]
@@ -142,6 +149,28 @@ def test_demo_prints_a_key_the_pipeline_user_calls_the_api_with(demo: DemoOutput
     answer = httpx.get(rounds, headers={"Authorization": f"Bearer {demo.api_key}"})
     assert answer.status_code == 200 and len(answer.json()["items"]) == 1
     assert httpx.get(rounds).json()["error"]["code"] == "missing_api_key"
+
+
+def test_demo_creates_two_annotator_logins_that_see_the_project(demo: DemoOutput) -> None:
+    assert len({email for email, _ in demo.annotators}) == 2
+    for email, password in demo.annotators:
+        annotator = StudioClient(demo.studio_url, login_token(demo.studio_url, email, password))
+        try:
+            assert len(annotator.tasks(project_id_of(demo))) > DEMO_K  # gold tasks mixed in
+        finally:
+            annotator.close()
+    assert "registered 10 gold images" in demo.text
+
+
+def test_demo_ends_with_a_first_agreement_report_that_renders(demo: DemoOutput) -> None:
+    assert demo.text.splitlines()[-2] == f"agreement report: {demo.report_url}"
+    headers = {"Authorization": f"Bearer {demo.api_key}"}
+    page = httpx.get(demo.report_url, headers=headers)
+    assert page.status_code == 200 and "No overlapping annotations yet" in page.text
+    assert page.text.count('src="data:image/png;base64,') == 3
+    report = httpx.get(demo.report_url.removesuffix(".html"), headers=headers).json()
+    assert report["kind"] == "agreement" and report["sample_sizes"]["answers"] == 0
+    assert report["stats"]["percent_agreement"] is None and report["annotators"] == []
 
 
 def project_id_of(demo: DemoOutput) -> int:
