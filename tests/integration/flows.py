@@ -27,8 +27,9 @@ def seed(client: TestClient, pool: ImagePool, per_class: int) -> set[int]:
     return set(chosen)
 
 
-def run_round(client: TestClient, k: int) -> dict:
-    job = wait_for_job(client, client.post("/v1/rounds", json={"k": k}).json())
+def run_round(client: TestClient, k: int, *, strategy: str | None = None) -> dict:
+    body = {"k": k} if strategy is None else {"k": k, "strategy": strategy}
+    job = wait_for_job(client, client.post("/v1/rounds", json=body).json())
     assert job["status"] == "succeeded", job
     assert job["percent"] == 100
     return dict(client.get(f"/v1/rounds/{job['result']['round_id']}").json())

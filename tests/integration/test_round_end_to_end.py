@@ -34,7 +34,7 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
     assert {s["code"] for s in registered["skipped"]} == {"image_corrupt", "not_an_image"}
     seeds = seed(service, fashion_pool, SEED_PER_CLASS)
 
-    round_ = run_round(service, K)
+    round_ = run_round(service, K, strategy="entropy")
     items = round_["items"]
     assert [item["rank"] for item in items] == list(range(1, K + 1))
     scores = [item["score"] for item in items]
@@ -69,7 +69,7 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
     assert (again["new"], again["updated"], again["unchanged"]) == (0, 0, K)
 
     # The next round retrains and never re-selects a labeled or already-sent image.
-    second = run_round(service, K)
+    second = run_round(service, K, strategy="entropy")
     assert second["model_version"] != round_["model_version"]
     second_ids = {item["image_id"] for item in second["items"]}
     assert len(second_ids) == K
