@@ -7,7 +7,7 @@ false alarms do not grow with the number of checks.
 """
 
 from quality.drift.annotators import annotator_drift
-from quality.drift.images import image_drift, pooled_projection
+from quality.drift.images import IMAGE_WEIGHTS, image_drift, pooled_projection
 from quality.drift.labels import label_drift, prior_drift
 from quality.drift.mmd import gaussian_kernel, mmd_test, permutation_statistics
 from quality.drift.novelty import conformal_p_values, nearest_distances, novelty_test
@@ -28,6 +28,7 @@ from quality.drift.results import (
 from quality.drift.screen import ks_screen
 
 __all__ = [
+    "IMAGE_WEIGHTS",
     "AlphaSpending",
     "AnnotatorDriftResult",
     "AnnotatorShift",

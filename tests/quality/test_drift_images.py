@@ -13,7 +13,13 @@ from scipy import stats
 from sklearn.datasets import load_digits
 from threadpoolctl import threadpool_limits
 
-from quality.drift import AlphaSpending, image_drift, ks_screen, pooled_projection
+from quality.drift import (
+    IMAGE_WEIGHTS,
+    AlphaSpending,
+    image_drift,
+    ks_screen,
+    pooled_projection,
+)
 
 
 @pytest.fixture(scope="module")
@@ -66,10 +72,26 @@ def test_image_drift_combines_three_tests(digits: tuple[np.ndarray, np.ndarray])
     shifted = image_drift(low[:600], pixels[1000:1300], n_permutations=199, n_components=16)
     assert shifted.drifted and shifted.mmd.p_value == 1 / 200
     components = [shifted.mmd.p_value, shifted.ks_screen.p_value, shifted.novelty.p_value]
-    assert shifted.p_value == pytest.approx(min(1.0, 3 * min(components)))
-    assert "holm" in shifted.control
+    shares = [IMAGE_WEIGHTS[name] for name in ("mmd", "ks_screen", "novelty")]
+    smallest = min(p / w for p, w in zip(components, shares, strict=True))
+    assert shifted.p_value == pytest.approx(min(1.0, smallest))  # weighted Holm's first step
+    assert "weighted holm over mmd (0.3), ks_screen (0.2), novelty (0.5)" in shifted.control
     report = json.loads(json.dumps(shifted.to_dict()))
     assert report["novelty"]["test"] == "novelty" and len(report["novelty"]["distances"]) == 300
+
+
+def test_image_drift_weights(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    """Equal weights give plain Holm; bad weights are refused before any test runs."""
+    pixels, labels = digits
+    low = pixels[labels < 5]
+    third = {name: 1 / 3 for name in IMAGE_WEIGHTS}
+    plain = image_drift(low[:600], pixels[1000:1300], n_permutations=99, weights=third)
+    components = [plain.mmd.p_value, plain.ks_screen.p_value, plain.novelty.p_value]
+    assert plain.p_value == pytest.approx(min(1.0, 3 * min(components)))
+    with pytest.raises(ValueError, match="weights for"):
+        image_drift(low[:600], pixels[1000:1300], weights={"mmd": 0.5, "novelty": 0.5})
+    with pytest.raises(ValueError, match="summing to 1"):
+        image_drift(low[:600], pixels[1000:1300], weights={**third, "novelty": 0.5})
 
 
 def test_image_drift_with_a_projection_fitted_elsewhere(
