@@ -65,7 +65,9 @@ def fashion_embeddings(split: str = "train", n: int = 12000) -> tuple[np.ndarray
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not path.exists():
             images, labels = load_fashion_mnist(split)  # type: ignore[arg-type]
-            print(f"embedding {n} Fashion-MNIST {split} images (cached after this)", file=sys.stderr)
+            print(
+                f"embedding {n} Fashion-MNIST {split} images (cached after this)", file=sys.stderr
+            )
             vectors = embed_uint8(images[:n], verbose=True)
             tmp = path.with_suffix(".tmp.npz")
             np.savez(tmp, x=vectors, y=labels[:n].astype(np.int64))
