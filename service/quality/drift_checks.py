@@ -14,6 +14,7 @@ from sklearn.decomposition import PCA
 
 from guides import Guide
 from quality.drift import (
+    IMAGE_WEIGHTS,
     AnnotatorDriftResult,
     DriftResult,
     ImageDriftResult,
@@ -44,12 +45,14 @@ MMD_MAX_PERMUTATIONS = 10_000
 def permutations_for(level: float, configured: int) -> int:
     """Permutations for an MMD test that must be able to reach `level` on its own.
 
-    The image check's p-value is Holm over three tests (3 times the smallest), and a
-    permutation p-value is at least ``1 / (P + 1)``: so ``P >= 3 / level - 1``, capped.
+    The image check is a weighted Holm over three tests, so MMD alone decides at
+    ``weight * level``; a permutation p-value is at least ``1 / (P + 1)``: so
+    ``P >= 1 / (weight * level) - 1``, capped.
     """
     if level <= 0:
         return configured
-    return int(min(MMD_MAX_PERMUTATIONS, max(configured, math.ceil(3.0 / level) - 1)))
+    needed = math.ceil(1.0 / (IMAGE_WEIGHTS["mmd"] * level)) - 1
+    return int(min(MMD_MAX_PERMUTATIONS, max(configured, needed)))
 
 
 def skipped(check: CheckKind, reason: str, *, n_reference: int = 0, n_new: int = 0) -> CheckOut:
