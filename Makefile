@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
 	@echo "make test   - the whole test suite, Label Studio integration included"
-	@echo "make bench  - benchmarks (scoring throughput against a per-image baseline)"
+	@echo "make bench  - benchmarks (throughput, re-ranking, agreement, drift, selection, intake, load, faults)"
 	@echo "make lint   - ruff checks and formatting"
 
 setup: system-packages $(VENV)/.installed $(LS_VENV)/.installed
