@@ -122,10 +122,9 @@ class LocalLabelStudio:
             [
                 str(self.executable.resolve()),
                 "reset_password",
-                "--username",
-                username,
-                "--password",
-                password,
+                # `--opt=value`: a value that starts with "-" must not read as an option.
+                f"--username={username}",
+                f"--password={password}",
             ],
             cwd=self.data_dir.resolve(),
             env=self.environment(),

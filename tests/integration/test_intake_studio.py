@@ -151,6 +151,9 @@ def test_reconciliation_stores_what_happened_while_no_webhook_arrived(
     live: ServiceContext, annotator: Annotator, studio: StudioClient
 ) -> None:
     project_id, tasks = _project_with_tasks(live, 4)
+    # The watermark is when a pass starts, less the overlap: the untouched fourth task must
+    # have been written before that window, or the next pass reads it again, as it should.
+    time.sleep(live.settings.label_studio.reconcile_overlap_s + 1)
     assert reconcile(live).full  # the first pass reads everything and sets the watermark
     first = annotator.client.annotate(tasks[0]["task"], "Bag")
     _wait(lambda: first["id"] in _rows(live), "the webhook to be applied")
