@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterator
 
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 from sklearn.datasets import load_digits
-from threadpoolctl import threadpool_limits
 
 from quality.drift import (
     IMAGE_WEIGHTS,
@@ -27,17 +24,6 @@ def digits() -> tuple[np.ndarray, np.ndarray]:
     data = load_digits()
     order = np.random.default_rng(0).permutation(len(data.target))  # the file is by writer
     return data.data[order] / 16.0, data.target[order]
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Many small runs in a row: one torch and BLAS thread each avoids thread hand-off costs
-    that dominate small problems on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def test_screen_flags_the_shifted_dimensions(digits: tuple[np.ndarray, np.ndarray]) -> None:

@@ -3,14 +3,11 @@ calibration under no drift and power on a clear shift."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
 import torch
 from scipy import stats
 from sklearn.datasets import load_digits
-from threadpoolctl import threadpool_limits
 
 from quality.drift import gaussian_kernel, mmd_test, permutation_statistics
 from quality.drift.mmd import median_bandwidth, random_permutations
@@ -20,17 +17,6 @@ from quality.drift.mmd import median_bandwidth, random_permutations
 def digits() -> tuple[np.ndarray, np.ndarray]:
     data = load_digits()
     return data.data.astype(np.float64) / 16.0, data.target
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Many small runs in a row: one torch and BLAS thread each avoids thread hand-off costs
-    that dominate small problems on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def direct_mmd2(x: np.ndarray, y: np.ndarray, bandwidth: float) -> float:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-import torch
 from scipy import stats
 from sklearn.datasets import load_digits
-from threadpoolctl import threadpool_limits
 
 from models.datasets import load_fashion_mnist
 from quality.drift import conformal_p_values, nearest_distances, novelty_test
@@ -26,17 +22,6 @@ def shoes_as_digits() -> np.ndarray:
     images, labels = load_fashion_mnist("test")
     shoes = images[np.isin(labels, [5, 7, 9])][:20, 2:26, 2:26].astype(np.float64) / 255.0
     return shoes.reshape(20, 8, 3, 8, 3).mean(axis=(2, 4)).reshape(20, 64)
-
-
-@pytest.fixture
-def one_thread() -> Iterator[None]:
-    """Many small runs in a row: one torch and BLAS thread each avoids thread hand-off costs
-    that dominate small problems on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
 
 
 def test_conformal_p_value_formula() -> None:
