@@ -8,6 +8,8 @@ Layout (each subpackage imports only the layers named; `tests/test_architecture.
 - `pool/`: the image pool: registration, stored embeddings, known labels.
 - `learning/`: the model runtime, training and model versions, choosing a round.
 - `studio/`: Label Studio: pushing rounds, suggestions, annotation intake and reconciliation.
+- `quality/`: overlap and gold tasks, agreement and drift reports, decisions, notifications.
+- `audit/`: the append-only audit trail; `auth/`: API keys and signed media URLs.
 - `api/`: the FastAPI app, dependencies, auth, schemas and routes. Nothing imports it but
   the entry points (`cli.py`, `demo.py`).
 - `context.py`: the composition root every use case receives.
