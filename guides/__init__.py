@@ -7,6 +7,7 @@ Load one with :func:`load_guide`; every problem in it is reported at once as a
 from guides.errors import GuideError, GuideProblem
 from guides.loader import example_guide_path, load_guide, parse_guide
 from guides.schema import (
+    FlowPolicy,
     GoldTask,
     Guide,
     LabelDefinition,
@@ -15,6 +16,7 @@ from guides.schema import (
 )
 
 __all__ = [
+    "FlowPolicy",
     "GoldTask",
     "Guide",
     "GuideError",

@@ -136,6 +136,15 @@ class OverlapPolicy(BaseModel):
         return self
 
 
+class FlowPolicy(BaseModel):
+    """Limits of the labeling flow, shown on the flow board."""
+
+    model_config = _CONFIG
+
+    wip_per_annotator: Annotated[int, Field(ge=1, le=100_000)] | None = None
+    """Most open tasks per active annotator; None: no limit."""
+
+
 class Guide(BaseModel):
     """A versioned labeling guide: labels, rules, gold tasks, priors and quality limits.
 
@@ -153,6 +162,7 @@ class Guide(BaseModel):
     class_priors: dict[str, Prior] | None = None
     thresholds: QualityThresholds = QualityThresholds()
     overlap: OverlapPolicy = OverlapPolicy()
+    flow: FlowPolicy = FlowPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -188,9 +198,16 @@ class Guide(BaseModel):
         return [self.class_priors[name] for name in self.label_names]
 
     def fingerprint(self) -> str:
-        """First 12 hex digits of the SHA-256 of the canonical JSON of the whole guide."""
+        """First 12 hex digits of the SHA-256 of the canonical JSON of the whole guide.
+
+        A `flow` left at its defaults is left out, so guides written before it existed keep
+        their fingerprint.
+        """
+        document = self.model_dump(mode="json")
+        if self.flow == FlowPolicy():
+            del document["flow"]
         canonical = json.dumps(
-            self.model_dump(mode="json"),
+            document,
             sort_keys=True,
             separators=(",", ":"),
             ensure_ascii=False,

@@ -11,6 +11,7 @@ import pytest
 
 import guides
 from guides import (
+    FlowPolicy,
     GoldTask,
     Guide,
     LabelDefinition,
@@ -34,7 +35,7 @@ def test_minimal_example_in_the_format_doc_parses() -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [Guide, LabelDefinition, GoldTask, QualityThresholds, OverlapPolicy]
+    "model", [Guide, LabelDefinition, GoldTask, QualityThresholds, OverlapPolicy, FlowPolicy]
 )
 def test_format_doc_describes_every_field(model: type) -> None:
     text = FORMAT_DOC.read_text(encoding="utf-8")
