@@ -25,6 +25,7 @@ from service.api.routes import (
     jobs,
     labels,
     media,
+    ml_backend,
     models,
     predictions,
     reports,
@@ -144,8 +145,9 @@ PROTECTED_ROUTERS = (
     reports.router,
     drift.router,
 )
-# media checks its URL's signature, the webhook its shared secret header
-PUBLIC_ROUTERS = (health.router, media.router, webhooks.router)
+# media checks its URL's signature, the webhook its shared secret header, the ML backend
+# its API key as a Basic password (Label Studio's model connection)
+PUBLIC_ROUTERS = (health.router, media.router, webhooks.router, ml_backend.router)
 
 
 def include_routes(app: FastAPI) -> None:

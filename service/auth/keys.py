@@ -58,8 +58,13 @@ def create_key(session: Session, name: str) -> IssuedKey:
     return IssuedKey(key=key, token=SecretStr(token))
 
 
-def authenticate(session: Session, token: str, *, now: datetime | None = None) -> ApiKey:
-    """The live key whose token this is; records its use (flush only, the caller commits)."""
+def authenticate(
+    session: Session, token: str, *, now: datetime | None = None, record_use: bool = True
+) -> ApiKey:
+    """The live key whose token this is; records its use (flush only, the caller commits).
+
+    `record_use=False` only reads, for probes that must answer fast even while writers wait.
+    """
     prefix = _prefix_of(token)
     key = session.scalar(select(ApiKey).where(ApiKey.prefix == prefix)) if prefix else None
     if key is None or not hmac.compare_digest(key.token_hash, hash_token(token)):
@@ -68,7 +73,7 @@ def authenticate(session: Session, token: str, *, now: datetime | None = None) -
         raise InvalidApiKey("the API key was revoked")
     now = now or utcnow()
     last = _aware(key.last_used_at)
-    if last is None or now - last >= LAST_USED_RESOLUTION:
+    if record_use and (last is None or now - last >= LAST_USED_RESOLUTION):
         key.last_used_at = now
         session.flush()
     return key

@@ -71,6 +71,17 @@ class QualitySettings(BaseModel):
     notify_timeout_s: float = Field(default=10.0, gt=0)
 
 
+class MlBackendSettings(BaseModel):
+    """Label Studio's ML backend protocol: where images of tasks made in Label Studio come from."""
+
+    # `host` or `host:port` entries; None: the Label Studio URL's and the public URL's hosts.
+    allowed_hosts: list[str] | None = None
+    fetch_timeout_s: float = Field(default=10.0, gt=0, le=120)
+    fetch_max_bytes: int = Field(default=20 * 2**20, gt=0)
+    fetch_threads: int = Field(default=8, ge=1, le=64)
+    max_redirects: int = Field(default=3, ge=0, le=10)
+
+
 class Settings(BaseSettings):
     """Everything the service reads from its environment (prefix ACTIVELABEL_, nesting `__`)."""
 
@@ -94,6 +105,7 @@ class Settings(BaseSettings):
     model: ModelSettings = Field(default_factory=ModelSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     quality: QualitySettings = Field(default_factory=QualitySettings)
+    ml_backend: MlBackendSettings = Field(default_factory=MlBackendSettings)
 
     @property
     def resolved_database_url(self) -> str:

@@ -15,6 +15,10 @@ from service.core.settings import AuthSettings
 from tests.helpers import ImagePool, all_items, api_client, make_settings, register_pool
 
 PUBLIC = {"/health", "/v1/health", "/v1/media/{image_id}", "/v1/webhooks/label-studio"}
+# Label Studio's ML backend: the key as a Basic password or a Bearer token; its webhook
+# ignores events without a key (tests/service/test_ml_backend.py checks "Start training").
+ML_BACKEND_SECURITY = [{"MlBackendBasic": []}, {"ApiKey": []}]
+PUBLIC |= {"/v1/ml-backend/webhook"}
 
 
 @pytest.fixture
@@ -46,7 +50,8 @@ def test_every_route_but_health_media_and_webhooks_needs_a_key(client: TestClien
         assert response.json()["error"]["code"] == "missing_api_key"
         assert response.headers["www-authenticate"] == "Bearer"
         if path in schema["paths"]:
-            assert schema["paths"][path][method.lower()]["security"] == [{"ApiKey": []}]
+            expected = ML_BACKEND_SECURITY if "/ml-backend/" in path else [{"ApiKey": []}]
+            assert schema["paths"][path][method.lower()]["security"] == expected
     assert client.get("/health", headers={"Authorization": ""}).status_code == 200
 
 

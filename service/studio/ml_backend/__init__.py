@@ -1,0 +1,1 @@
+"""Label Studio's ML backend protocol: setup, predictions for many tasks, "Start training"."""
