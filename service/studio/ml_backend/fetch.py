@@ -134,7 +134,8 @@ class ImageFetcher:
 
     def _get(self, url: str) -> bytes | FetchFailure | str:
         """The body, a failure, or the `Location` of a redirect (a str)."""
-        headers = {"Accept": "image/*"}
+        # No `Accept: image/*`: Label Studio's upload route answers that with 406.
+        headers: dict[str, str] = {}
         if _host_port(url) == self.studio_origin and self.token.get_secret_value():
             headers["Authorization"] = f"Token {self.token.get_secret_value()}"
         with self.client.stream("GET", url, headers=headers) as response:
