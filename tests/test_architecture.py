@@ -87,7 +87,19 @@ SERVICE_LAYERS: dict[str, set[str]] = {
     "learning": {"core", "audit", "pool", "jobs", "context"},
     "studio": {"core", "audit", "pool", "learning", "jobs", "context"},
     "quality": {"core", "audit", "jobs", "pool", "learning", "studio", "context"},
-    "api": {"core", "audit", "auth", "jobs", "pool", "learning", "studio", "quality", "context"},
+    "flow": {"core", "audit", "auth", "pool", "learning", "studio", "quality", "context"},
+    "api": {
+        "core",
+        "audit",
+        "auth",
+        "jobs",
+        "pool",
+        "learning",
+        "studio",
+        "quality",
+        "flow",
+        "context",
+    },
 }
 SERVICE_ENTRY_POINTS = {"cli.py", "demo.py", "context.py", "__init__.py"}
 

@@ -18,6 +18,7 @@ from service.api.observability import ObservabilityMiddleware, name_actor
 from service.api.routes import (
     annotations,
     audit,
+    board,
     drift,
     guide,
     health,
@@ -148,12 +149,14 @@ PROTECTED_ROUTERS = (
 # media checks its URL's signature, the webhook its shared secret header, the ML backend
 # its API key as a Basic password (Label Studio's model connection)
 PUBLIC_ROUTERS = (health.router, media.router, webhooks.router, ml_backend.router)
+# the board checks a key or its signed link (a browser cannot send a key)
+BOARD_ROUTERS = (board.router,)
 
 
 def include_routes(app: FastAPI) -> None:
     """Mount every router under /v1; health also answers at the root for probes."""
     app.include_router(health.router, include_in_schema=False)
-    for router in PUBLIC_ROUTERS:
+    for router in PUBLIC_ROUTERS + BOARD_ROUTERS:
         app.include_router(router, prefix=API_PREFIX)
     for router in PROTECTED_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(name_actor)])

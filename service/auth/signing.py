@@ -43,7 +43,11 @@ class MediaSigner:
         self.lifetime_s = lifetime_s
 
     def signature(self, image_id: int, expires: int) -> str:
-        message = f"{image_id}:{expires}".encode()
+        return self.sign(str(image_id), expires)
+
+    def sign(self, subject: str, expires: int) -> str:
+        """HMAC-SHA256 over `"<subject>:<expiry>"`; media URLs sign the image id."""
+        message = f"{subject}:{expires}".encode()
         key = self._secret.get_secret_value().encode()
         return hmac.new(key, message, hashlib.sha256).hexdigest()
 

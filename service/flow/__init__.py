@@ -1,0 +1,1 @@
+"""The flow board: the labeling flow as columns, work in progress, timing and the bottleneck."""
