@@ -316,8 +316,10 @@ def run_demo(options: DemoOptions, settings: Settings) -> None:
             class_names = [label["name"] for label in client.get("/v1/guide").json()["labels"]]
             round_ = drive_round(client, folder, labels, options, class_names)
             report_url = first_agreement_report(client)
+            board = client.post("/v1/board/link", params={"lifetime_s": 7 * 86_400})
         print_summary(round_, studio, service_url, api_key)
         print_quality(configured.label_studio.annotators, api_key, report_url)
+        console.print(f"flow board:    {board.raise_for_status().json()['url']}", soft_wrap=True)
         if options.wait:
             console.print("ready: press Ctrl-C to stop the service and Label Studio")
             _wait_for_interrupt()

@@ -43,6 +43,7 @@ class DemoOutput:
     api_key: str
     annotators: list[tuple[str, str]]  # email, password
     report_url: str
+    board_url: str
 
 
 def field(text: str, name: str) -> str:
@@ -119,6 +120,7 @@ def demo(
                 field(text, "API key"),
                 [tuple(field(text, f"annotator {n}").split(" / ")) for n in (1, 2)],
                 field(text, "agreement report"),
+                field(text, "flow board"),
             )
         finally:
             process.send_signal(signal.SIGINT)
@@ -163,7 +165,7 @@ def test_demo_creates_two_annotator_logins_that_see_the_project(demo: DemoOutput
 
 
 def test_demo_ends_with_a_first_agreement_report_that_renders(demo: DemoOutput) -> None:
-    assert demo.text.splitlines()[-2] == f"agreement report: {demo.report_url}"
+    assert demo.text.splitlines()[-3] == f"agreement report: {demo.report_url}"
     headers = {"Authorization": f"Bearer {demo.api_key}"}
     page = httpx.get(demo.report_url, headers=headers)
     assert page.status_code == 200 and "No overlapping annotations yet" in page.text
@@ -171,6 +173,16 @@ def test_demo_ends_with_a_first_agreement_report_that_renders(demo: DemoOutput) 
     report = httpx.get(demo.report_url.removesuffix(".html"), headers=headers).json()
     assert report["kind"] == "agreement" and report["sample_sizes"]["answers"] == 0
     assert report["stats"]["percent_agreement"] is None and report["annotators"] == []
+
+
+def test_demo_ends_with_a_board_link_that_opens_without_a_key(demo: DemoOutput) -> None:
+    assert demo.text.splitlines()[-2] == f"flow board:    {demo.board_url}"
+    page = httpx.get(demo.board_url)
+    assert page.status_code == 200 and 'id="board-data"' in page.text
+    board = httpx.get(demo.board_url.replace("/board.html", "/board")).json()
+    counts = {column["name"]: column["count"] for column in board["columns"]}
+    assert counts["suggested"] == DEMO_K + gold_count(DEMO_K, QualitySettings().gold_share)
+    assert counts["confirmed"] == board["columns"][3]["detail"]["seed"] > 0
 
 
 def project_id_of(demo: DemoOutput) -> int:
