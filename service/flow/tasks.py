@@ -9,9 +9,10 @@ live answers are all skipped or rejected, or a deleted task, lets the image go).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
+from typing import NamedTuple
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, select
+from sqlalchemy import ColumnElement, Select, String, and_, case, func, or_, select, type_coerce
 from sqlalchemy.orm import Session
 
 from service.audit.tables import AuditEntry
@@ -24,9 +25,11 @@ from service.studio.queue_cap import open_tasks_query
 PUSHED_ACTION = "task.pushed"
 
 
-@dataclass(frozen=True)
-class AnsweredTask:
-    """A held task with live accepted answers; times are when answers were made (UTC)."""
+class AnsweredTask(NamedTuple):
+    """A held task with live accepted answers; times are when answers were made (UTC).
+
+    A named tuple: one is built per answered task, and tuples build fastest.
+    """
 
     task_id: int
     image_id: int
@@ -77,8 +80,8 @@ def answered_tasks(session: Session) -> list[AnsweredTask]:
             func.count(func.distinct(who)).label("annotators"),
             func.count(func.distinct(Annotation.label)).label("labels"),
             func.sum(wrong).label("gold_wrong"),
-            func.min(_made()).label("first_at"),
-            func.max(_made()).label("last_at"),
+            type_coerce(func.min(_made()), String).label("first_at"),
+            type_coerce(func.max(_made()), String).label("last_at"),
         )
         .outerjoin(GoldAnswer, GoldAnswer.image_id == Annotation.image_id)
         .where(Annotation.deleted.is_(False), Annotation.status == "accepted")
@@ -92,18 +95,10 @@ def answered_tasks(session: Session) -> list[AnsweredTask]:
         .where(_not_deleted())
     )
     return [
-        AnsweredTask(
-            task_id=row.task_id,
-            image_id=row.image_id,
-            round_id=row.round_id,
-            project_id=row.project_id,
-            annotators=int(row.annotators),
-            labels=int(row.labels),
-            gold_wrong=int(row.gold_wrong or 0),
-            first_at=_utc(row.first_at),
-            last_at=_utc(row.last_at),
-        )
-        for row in session.execute(query)
+        AnsweredTask(task, image, round_id, project, who, labels, wrong or 0, _at(first), _at(last))
+        for task, who, labels, wrong, first, last, image, round_id, project in session.execute(
+            query
+        ).tuples()
     ]
 
 
@@ -153,13 +148,14 @@ def suggested(session: Session) -> tuple[int, Located | None]:
 
 
 def _held_images() -> Select[tuple[int]]:
+    """Images of undeleted tasks that nobody answered yet or that have an accepted answer."""
     live = Annotation.deleted.is_(False)
-    accepted = func.sum(case((Annotation.status == "accepted", 1), else_=0))
-    released = (
-        select(Annotation.task_id).where(live).group_by(Annotation.task_id).having(accepted == 0)
-    )
+    answered = select(Annotation.task_id).where(live)
+    accepted = select(Annotation.task_id).where(live, Annotation.status == "accepted")
     return select(RoundItem.image_id).where(
-        RoundItem.task_id.is_not(None), RoundItem.task_id.not_in(released), _not_deleted()
+        RoundItem.task_id.is_not(None),
+        or_(RoundItem.task_id.not_in(answered), RoundItem.task_id.in_(accepted)),
+        _not_deleted(),
     )
 
 
@@ -171,20 +167,20 @@ def unlabeled(session: Session) -> tuple[int, int, Located | None]:
         Image.source != GOLD_SOURCE,
         Image.id.not_in(_held_images()),
     )
-    count = int(session.scalar(select(func.count()).select_from(Image).where(*where)) or 0)
+    first = session.execute(  # one scan: the oldest row, and the count over all of them
+        select(Image.id, Image.registered_at, func.count().over())
+        .where(*where)
+        .order_by(Image.registered_at, Image.id)
+        .limit(1)
+    ).first()
+    count = int(first[2]) if first else 0
+    oldest = Located(first[0], None, None, None, _utc(first[1])) if first else None
     waiting = (
         select(func.count(func.distinct(RoundItem.image_id)))
         .join(Round, Round.id == RoundItem.round_id)
         .join(Image, Image.id == RoundItem.image_id)
         .where(RoundItem.task_id.is_(None), Round.status != "pushed", *where)
     )
-    first = session.execute(
-        select(Image.id, Image.registered_at)
-        .where(*where)
-        .order_by(Image.registered_at, Image.id)
-        .limit(1)
-    ).first()
-    oldest = Located(first[0], None, None, None, _utc(first[1])) if first else None
     return count, int(session.scalar(waiting) or 0), oldest
 
 
@@ -199,6 +195,16 @@ def seeded(session: Session) -> tuple[int, Located | None]:
         .limit(1)
     ).first()
     return count, (Located(first[0], None, None, None, _utc(first[1])) if first else None)
+
+
+def _at(value: str | datetime) -> datetime:
+    """A timestamp read as text (SQLite) or as a datetime (PostgreSQL), in UTC.
+
+    `fromisoformat` parses SQLite's stored text many times faster than the generic
+    DateTime result processor, which matters for one row per answered task.
+    """
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _utc(moment: datetime | None) -> datetime:

@@ -191,8 +191,12 @@ def service_settings(tmp_path: Path, pool: ImagePool, gold_dir: Path, **override
 
 
 @pytest.fixture
-def flow(tmp_path: Path, fashion_pool: ImagePool, gold_dir: Path) -> Iterator[Flow]:
-    with api_client(service_settings(tmp_path, fashion_pool, gold_dir)) as client:
+def flow(
+    tmp_path: Path, fashion_pool: ImagePool, gold_dir: Path, database_url: str
+) -> Iterator[Flow]:
+    """The flow on SQLite, then on a real PostgreSQL."""
+    settings = service_settings(tmp_path, fashion_pool, gold_dir, database_url=database_url)
+    with api_client(settings) as client:
         register_pool(client, str(fashion_pool.folder))
         assert client.post("/v1/gold/register").json()["registered"] == 10
         yield Flow(client, fashion_pool)
