@@ -129,18 +129,45 @@ class LabelStudioGateway:
         """Import tasks with their predictions, in order; returns their task ids in that order."""
         task_ids: list[int] = []
         for start in range(0, len(drafts), IMPORT_BATCH):
-            batch = [task_payload(d) for d in drafts[start : start + IMPORT_BATCH]]
-            with _translated_errors("import tasks"):
-                response = self._client.projects.import_tasks(
-                    id=project_id, request=batch, return_task_ids=True
-                )
-            ids = list(response.task_ids or [])
-            if len(ids) != len(batch):
-                raise LabelStudioRejected(
-                    f"import returned {len(ids)} task ids for {len(batch)} tasks"
-                )
-            task_ids.extend(int(i) for i in ids)
+            task_ids.extend(self.import_chunk(project_id, drafts[start : start + IMPORT_BATCH]))
         return task_ids
+
+    def import_chunk(self, project_id: int, drafts: Sequence[TaskDraft]) -> list[int]:
+        """One import call: the tasks with their predictions, in order; their ids in that order.
+
+        `LabelStudioUnavailable` (a timeout, a 5xx, a dropped connection) does not say that
+        nothing was created: the tasks may exist, findable by `tasks_after`.
+        """
+        batch = [task_payload(d) for d in drafts]
+        # Posted as plain JSON: the SDK's encoder walks every value of every task, which
+        # costs a tenth of Label Studio's own import time; its headers carry the auth.
+        with _translated_errors("import tasks"):
+            response = self._http.post(
+                f"{self.url}/api/projects/{project_id}/import",
+                params={"return_task_ids": "true"},
+                json=batch,
+                headers=self._client._client_wrapper.get_headers(),
+            )
+        _check_status(response, "import tasks")
+        ids = list(response.json().get("task_ids") or [])
+        if len(ids) != len(batch):
+            raise LabelStudioRejected(f"import returned {len(ids)} task ids for {len(batch)} tasks")
+        return [int(i) for i in ids]
+
+    def tasks_after(self, project_id: int, task_id: int) -> list[StudioTask]:
+        """The project's tasks whose id is greater than `task_id`, with data and `meta` only.
+
+        A Data Manager filter on the id: what an import cut off after `task_id` may have
+        created, read without paging through the whole project.
+        """
+        with _translated_errors("list tasks created after a task"):
+            pager = self._client.tasks.list(
+                project=project_id,
+                fields="task_only",  # data and meta; annotations are not needed here
+                page_size=PAGE_SIZE,
+                query=ids_after_query(task_id),
+            )
+            return [_to_studio_task(task) for task in pager]
 
     def add_predictions(
         self, project_id: int, suggestions: Sequence[tuple[int, Suggestion]]
@@ -278,6 +305,24 @@ def updated_since_query(since: datetime) -> str:
         "value": value,
     }
     return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+
+
+def ids_after_query(task_id: int) -> str:
+    """The Data Manager filter that selects tasks whose id is greater than `task_id`."""
+    item = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": task_id}
+    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+
+
+def _check_status(response: httpx.Response, action: str) -> None:
+    """Raise the labeling error an error status stands for (5xx: unavailable)."""
+    if response.status_code < 400:
+        return
+    detail = response.text[:500]
+    if response.status_code >= 500:
+        raise LabelStudioUnavailable(
+            f"{action}: Label Studio answered {response.status_code}: {detail}"
+        )
+    raise LabelStudioRejected(f"{action}: Label Studio refused ({response.status_code}): {detail}")
 
 
 @contextmanager

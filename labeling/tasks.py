@@ -8,6 +8,9 @@ from typing import Any
 
 from labeling.studio_config import CHOICES_FIELD, IMAGE_FIELD
 
+# The key in a task's `meta` holding the sha256 of its image's bytes: one task per content.
+CONTENT_HASH_KEY = "content_sha256"
+
 
 @dataclass(frozen=True)
 class Suggestion:

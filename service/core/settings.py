@@ -31,6 +31,9 @@ class LabelStudioSettings(BaseModel):
     webhook_max_bytes: int = Field(default=2**20, ge=1024)
     reconcile_every_s: float = Field(default=300.0, ge=0)  # 0: only on demand
     reconcile_overlap_s: float = Field(default=5.0, ge=0)  # re-read before the watermark
+    push_chunk_size: int = Field(default=1000, ge=1, le=10_000)  # tasks per import call
+    # How long one push keeps retrying while Label Studio is slow or down; then the job retries.
+    push_max_wait_s: float = Field(default=120.0, gt=0)
     annotators: list[AnnotatorSettings] = Field(default_factory=list)
 
 

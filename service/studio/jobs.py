@@ -51,7 +51,7 @@ def run_round(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
         job.save_checkpoint({"round_id": round_id})
     job.progress(0.9, "pushing tasks to Label Studio")
     with ctx.sessions() as session:
-        round_ = push_round(session, ctx, int(round_id))
+        round_ = push_round(session, ctx, int(round_id), progress=scaled(job.progress, 0.9, 1))
         pushed = len(round_items(session, round_.id))
         job.progress(1.0, f"round {round_.id}: {pushed} tasks pushed")
         return {
@@ -66,7 +66,7 @@ def run_round(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
 def push(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
     """Push one round again (after Label Studio was down); a pushed round is left as it is."""
     with ctx.sessions() as session:
-        round_ = push_round(session, ctx, int(job.params["round_id"]))
+        round_ = push_round(session, ctx, int(job.params["round_id"]), progress=job.progress)
         items = round_items(session, round_.id)
         return {
             "round_id": round_.id,

@@ -4,25 +4,32 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from labeling.tasks import Suggestion, TaskDraft
+from labeling.tasks import CONTENT_HASH_KEY, Suggestion, TaskDraft
 from service.audit import record
 from service.context import ServiceContext
 from service.core.errors import NotFound
 from service.core.orm import Round, RoundItem
+from service.core.progress import Progress, no_progress, scaled
 from service.learning.selection import round_items
 from service.learning.training import current_model
+from service.studio.chunks import Backoff, ChunkSender
+from service.studio.ledger import LedgerRow, PushPlan, assign_task_ids, plan_push, recover
 from service.studio.overlap import apply_round_overlap
 from service.studio.project import ensure_project
 from service.studio.suggestions import refresh_pending_suggestions, resign_expiring_urls
 
 
-def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
+def push_round(
+    session: Session, ctx: ServiceContext, round_id: int, *, progress: Progress = no_progress
+) -> Round:
     """Send the round's images to Label Studio in rank order; safe to call again after a failure.
 
-    The round is marked `pushing` before the import. A round found in that state was cut
-    off mid-push: its images are matched to the tasks already in the project, never
-    imported twice. A pushed round stays pushed: pushing it again changes nothing, neither
-    its tasks nor the project's model version.
+    Tasks go out in chunked bulk imports (`chunks.py`), each image's content at most once per
+    project (`ledger.py`): an image whose content already has a live task there gets that
+    task. The round is marked `pushing` before the first import; a push cut off mid-way
+    (Label Studio down, a lost answer, a crash) finds the tasks it had created when run
+    again, so nothing is imported twice. A pushed round stays pushed: pushing it again
+    changes nothing, neither its tasks nor the project's model version.
     """
     round_ = session.get(Round, round_id)
     if round_ is None:
@@ -31,24 +38,40 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
         return round_
     project_id = ensure_project(ctx)  # registers the webhook too
     round_.project_id = project_id
-    items = round_items(session, round_id)
-    if round_.status == "pushing":
-        existing = {task.image_id: task.task_id for task in ctx.gateway.list_tasks(project_id)}
-        for item in items:
-            item.task_id = item.task_id or existing.get(item.image_id)
     round_.status = "pushing"
     session.commit()
-    pending = [item for item in items if item.task_id is None]
-    drafts = [_draft(item, round_, ctx.media.url(item.image_id)) for item in pending]
-    for item, task_id in zip(pending, ctx.gateway.import_tasks(project_id, drafts), strict=True):
-        item.task_id = task_id
-    session.commit()  # task ids stored before more calls out: no write lock held across them
-    plan = apply_round_overlap(session, ctx.gateway, items, round_.id, ctx.guide.overlap)
+    recovered = len(recover(session, ctx.gateway, project_id))  # an import cut off earlier
+    session.commit()
+    items = round_items(session, round_id)
+    plan = plan_push(session, project_id, round_.id, items)
+    sender = ChunkSender(
+        session,
+        ctx.gateway,
+        project_id,
+        draft_for=lambda row: _draft(row, plan, round_, ctx.media.url(row.image_id)),
+        chunk_size=ctx.settings.label_studio.push_chunk_size,
+        backoff=Backoff(total_s=ctx.settings.label_studio.push_max_wait_s),
+    )
+    report = sender.send(
+        plan.to_send,
+        landed=lambda rows: assign_task_ids(session, plan, rows),
+        progress=scaled(progress, 0.0, 0.95),
+    )
+    overlap = apply_round_overlap(session, ctx.gateway, items, round_.id, ctx.guide.overlap)
     round_.status = "pushed"
-    after = {"project_id": project_id, "tasks_created": len(pending), "tasks": len(items)}
-    after["tasks_overlapped"] = len(plan)
+    after = {
+        "project_id": project_id,
+        "tasks": len(items),
+        "tasks_created": len(plan.to_send),
+        "tasks_reused": plan.reused,
+        "tasks_overlapped": len(overlap),
+        "chunks": report.chunks,
+        "retries": report.retries,
+        "recovered": recovered + report.recovered,
+    }
     record(session, "task.pushed", subject=("round", round_.id), after=after)
     session.commit()
+    progress(1.0, f"{len(plan.to_send)} tasks created, {plan.reused} reused")
     # Suggestions follow the model in force, never an older round's own version.
     model = current_model(session, ctx)
     version = model.id if model is not None else round_.model_version
@@ -58,14 +81,20 @@ def push_round(session: Session, ctx: ServiceContext, round_id: int) -> Round:
     return round_
 
 
-def _draft(item: RoundItem, round_: Round, image_url: str) -> TaskDraft:
+def _draft(row: LedgerRow, plan: PushPlan, round_: Round, image_url: str) -> TaskDraft:
+    item: RoundItem = plan.items[row.content_sha256][0]
     return TaskDraft(
-        image_id=item.image_id,
+        image_id=row.image_id,
         image_url=image_url,  # signed and expiring: the browser needs no API key
         suggestion=Suggestion(
             label=item.predicted_label,
             score=item.predicted_probability,
             model_version=item.model_version,
         ),
-        meta={"round": round_.id, "rank": item.rank, "uncertainty": round(item.score, 6)},
+        meta={
+            "round": round_.id,
+            "rank": item.rank,
+            "uncertainty": round(item.score, 6),
+            CONTENT_HASH_KEY: row.content_sha256,
+        },
     )
