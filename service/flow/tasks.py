@@ -88,9 +88,16 @@ def answered_tasks(session: Session) -> list[AnsweredTask]:
         .group_by(Annotation.task_id)
         .subquery()
     )
+    first_item = (  # a task reused by a later round (same content) counts once, from its push
+        select(RoundItem.task_id, func.min(RoundItem.id).label("item_id"))
+        .where(RoundItem.task_id.is_not(None))
+        .group_by(RoundItem.task_id)
+        .subquery()
+    )
     query = (
         select(per_task, RoundItem.image_id, RoundItem.round_id, Round.project_id)
-        .join(RoundItem, RoundItem.task_id == per_task.c.task_id)
+        .join(first_item, first_item.c.task_id == per_task.c.task_id)
+        .join(RoundItem, RoundItem.id == first_item.c.item_id)
         .join(Round, Round.id == RoundItem.round_id)
         .where(_not_deleted())
     )
@@ -134,7 +141,8 @@ def tasks_per_round(session: Session) -> dict[int, int]:
 def suggested(session: Session) -> tuple[int, Located | None]:
     """Open tasks (pushed, nobody answered yet) and the one of the earliest round."""
     open_ids = open_tasks_query()
-    count = int(session.scalar(select(func.count()).select_from(open_ids.subquery())) or 0)
+    listed = open_ids.subquery()
+    count = int(session.scalar(select(func.count(func.distinct(listed.c.task_id)))) or 0)
     first = session.execute(
         select(RoundItem.image_id, RoundItem.task_id, Round.id, Round.project_id, Round.created_at)
         .join(Round, Round.id == RoundItem.round_id)

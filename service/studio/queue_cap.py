@@ -35,8 +35,8 @@ def open_tasks_query() -> Select[tuple[int]]:
 
 def open_task_count(session: Session) -> int:
     """How many tasks wait for their first answer in Label Studio."""
-    subquery = open_tasks_query().subquery()
-    return int(session.scalar(select(func.count()).select_from(subquery)) or 0)
+    listed = open_tasks_query().subquery()  # a task reused by two rounds counts once
+    return int(session.scalar(select(func.count(func.distinct(listed.c.task_id)))) or 0)
 
 
 def active_annotators(
