@@ -74,6 +74,7 @@ bench: setup bench-references
 	$(VENV)/bin/python bench/agreement.py
 	$(VENV)/bin/python bench/reconcile.py
 	$(VENV)/bin/python bench/faults.py
+	nice -n 10 $(VENV)/bin/python bench/ml_backend.py
 	nice -n 10 $(VENV)/bin/python bench/load.py
 	nice -n 10 $(VENV)/bin/python bench/drift.py
 	$(VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q "matplotlib>=3.8"

@@ -108,7 +108,7 @@ class PredictOut(BaseModel):
 
 
 class WebhookEvent(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")  # Label Studio's events carry whole tasks
     action: str = Field(default="", max_length=128)
 
 

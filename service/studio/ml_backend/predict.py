@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import re
 import tempfile
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from service.studio.ml_backend.fetch import FetchFailure, ImageFetcher
 
 log = logging.getLogger(__name__)
 MAX_ID = 2**63 - 1
+LOGGED_PROBLEMS = 20  # tasks without a prediction logged one by one per call; then counted
 
 
 class LabelConfigMismatch(ServiceError):
@@ -107,15 +109,25 @@ def predict_tasks(
         else:
             problems[n] = found or Problem("no_image", "no image was found for the task")
     answers = _answers(ctx, model, columns, rows, target)
-    for n, problem in problems.items():
+    for shown, (n, problem) in enumerate(problems.items()):
         task_id = tasks[n].get("id")
-        log.warning("no prediction for task %s: %s (%s)", task_id, problem.message, problem.code)
+        if shown < LOGGED_PROBLEMS:
+            log.warning(
+                "no prediction for task %s: %s (%s)", task_id, problem.message, problem.code
+            )
         answers[n] = {
             "model_version": model.id,
             "task": task_id,
             "error": {"code": problem.code, "message": problem.message},
         }
-    log.info("predicted %d of %d tasks with %s", len(rows), len(tasks), model.id)
+    codes = Counter(problem.code for problem in problems.values())
+    log.info(
+        "predicted %d of %d tasks with %s; none for %s",
+        len(rows),
+        len(tasks),
+        model.id,
+        dict(codes) or "no task",
+    )
     return [answers[n] for n in range(len(tasks))]
 
 
