@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
 	@echo "make test   - the whole test suite, Label Studio integration included"
-	@echo "make bench  - benchmarks (throughput, re-ranking, agreement, drift, selection, intake, load, faults)"
+	@echo "make bench  - benchmarks (throughput, re-ranking, agreement, drift, selection, intake, load, faults, push)"
 	@echo "make lint   - ruff checks and formatting"
 
 setup: system-packages $(VENV)/.installed $(LS_VENV)/.installed
@@ -75,6 +75,7 @@ bench: setup bench-references
 	$(VENV)/bin/python bench/reconcile.py
 	$(VENV)/bin/python bench/faults.py
 	nice -n 10 $(VENV)/bin/python bench/ml_backend.py
+	nice -n 10 $(VENV)/bin/python bench/ls_push.py
 	nice -n 10 $(VENV)/bin/python bench/load.py
 	nice -n 10 $(VENV)/bin/python bench/drift.py
 	$(VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q "matplotlib>=3.8"
