@@ -111,6 +111,9 @@ class LabelStudioGateway:
             "maximum_annotations": spec.maximum_annotations,
             "overlap_cohort_percentage": spec.overlap_percentage,
             "show_collab_predictions": True,
+            # Annotators are served tasks in id order, which is the round's rank order.
+            "sampling": "Sequential sampling",
+            "show_overlap_first": False,
         }
         with _translated_errors("find project"):
             found = [
@@ -272,6 +275,33 @@ class LabelStudioGateway:
     def project_url(self, project_id: int) -> str:
         return f"{self.url}/projects/{project_id}/data"
 
+    def tasks_by_id(self, project_id: int, task_ids: Sequence[int]) -> list[StudioTask]:
+        """These tasks as Label Studio holds them now; deleted ones are left out."""
+        wanted = sorted(set(task_ids))
+        found: list[StudioTask] = []
+        for start in range(0, len(wanted), PAGE_SIZE):
+            batch = wanted[start : start + PAGE_SIZE]
+            with _translated_errors("read tasks by id"):
+                pager = self._client.tasks.list(
+                    project=project_id,
+                    fields="all",
+                    page_size=PAGE_SIZE,
+                    query=id_range_query(batch[0], batch[-1]),
+                )
+                keep = set(batch)
+                found.extend(_to_studio_task(t) for t in pager if int(t.id) in keep)
+        return found
+
+    def delete_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
+        """Delete these tasks (ids already gone are ignored); annotators stop being served them."""
+        ids = sorted(set(task_ids))
+        for start in range(0, len(ids), IMPORT_BATCH):
+            selected = {"all": False, "included": ids[start : start + IMPORT_BATCH]}
+            with _translated_errors("delete tasks"):
+                self._client.actions.create(
+                    id="delete_tasks", project=project_id, selected_items=selected
+                )
+
 
 def _to_studio_task(task: Any) -> StudioTask:
     data = task.data or {}
@@ -288,6 +318,8 @@ def _to_studio_task(task: Any) -> StudioTask:
         annotations=annotations,
         predictions=predictions,
         updated_at=parse_time(getattr(task, "updated_at", None)),
+        has_draft=bool(getattr(task, "draft_exists", None) or getattr(task, "drafts", None)),
+        cancelled=int(getattr(task, "cancelled_annotations", None) or 0),
     )
 
 
@@ -303,6 +335,17 @@ def updated_since_query(since: datetime) -> str:
         "operator": "greater",
         "type": "Datetime",
         "value": value,
+    }
+    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+
+
+def id_range_query(first: int, last: int) -> str:
+    """The Data Manager filter that selects tasks with `first <= id <= last`."""
+    item = {
+        "filter": "filter:tasks:id",
+        "operator": "in",
+        "type": "Number",
+        "value": {"min": first, "max": last},
     }
     return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
 

@@ -67,6 +67,8 @@ class StudioTask:
     annotations: list[StudioAnnotation]
     predictions: list[StudioPrediction] = field(default_factory=list)
     updated_at: datetime | None = None
+    has_draft: bool = False  # an annotator saved unsubmitted work on it
+    cancelled: int = 0  # skips
 
 
 def prediction_result(label: str) -> list[dict[str, Any]]:

@@ -90,6 +90,11 @@ class RoundRequestIn(BaseModel):
     seed: int | None = Field(
         default=None, ge=0, le=2**31 - 1, description="the strategy's seed; null: a random one"
     )
+    replace_waiting: bool = Field(
+        default=False,
+        description="withdraw the untouched tasks of earlier rounds first, so that their"
+        " images are ranked anew and annotators are served this round's order",
+    )
 
 
 class StrategiesOut(BaseModel):
@@ -105,6 +110,7 @@ class RoundItemOut(BaseModel):
     predicted_probability: float
     model_version: str
     task_id: int | None
+    withdrawn: bool = Field(description="its task was taken out of the annotators' queue")
 
 
 class RoundOut(BaseModel):

@@ -21,6 +21,7 @@ ACTIONS = frozenset(
         "image.retried",
         "round.selected",
         "task.pushed",
+        "task.withdrawn",
         "annotation.received",
         "annotation.updated",
         "annotation.deleted",

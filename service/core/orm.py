@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -113,6 +114,8 @@ class RoundItem(Base):
     predicted_probability: Mapped[float] = mapped_column(Float)
     model_version: Mapped[str] = mapped_column(String(64))  # of the suggestion shown now
     task_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    # Set when its waiting task was taken out of the annotators' queue (`studio/withdraw.py`).
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Annotation(Base):
@@ -155,3 +158,5 @@ class DeletedTask(Base):
 
     task_id: Mapped[int] = mapped_column(Integer, primary_key=True)
     deleted_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # Withdrawn by the service from the queue (`studio/withdraw.py`), not deleted by a person.
+    withdrawn: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())

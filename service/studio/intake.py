@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from guides import Guide
 from labeling.tasks import StudioAnnotation, StudioPrediction, StudioTask
 from service.audit import record
-from service.core.orm import Annotation, DeletedTask, Image, utcnow
+from service.core.orm import Annotation, DeletedTask, Image, RoundItem, utcnow
 
 CHUNK = 500  # bound parameters per IN list: far below SQLite's and PostgreSQL's limits
 T = TypeVar("T")
@@ -139,11 +139,28 @@ def delete_annotations(
 
 
 def delete_tasks(session: Session, task_ids: Sequence[int], report: IntakeReport) -> set[int]:
-    """Flag every annotation of these tasks deleted and remember the tasks as gone."""
+    """Flag every annotation of these tasks deleted and remember the tasks as gone.
+
+    A task the service withdrew from the queue keeps its annotations: one can only have
+    been made in the moment before the withdrawal took effect, by a person who meant it.
+    """
     ids = sorted(set(task_ids))
     touched: set[int] = set()
     for batch in chunked(ids):
-        rows = session.scalars(select(Annotation).where(Annotation.task_id.in_(batch)))
+        withdrawn = (
+            select(RoundItem.task_id)
+            .where(RoundItem.task_id.in_(batch), RoundItem.withdrawn_at.is_not(None))
+            .union(
+                select(DeletedTask.task_id).where(
+                    DeletedTask.task_id.in_(batch), DeletedTask.withdrawn
+                )
+            )
+        )
+        rows = session.scalars(
+            select(Annotation).where(
+                Annotation.task_id.in_(batch), Annotation.task_id.not_in(withdrawn)
+            )
+        )
         touched |= _flag_deleted(session, rows, report)
         gone = set(
             session.scalars(select(DeletedTask.task_id).where(DeletedTask.task_id.in_(batch)))
@@ -281,10 +298,12 @@ def _note(report: IntakeReport, annotation: StudioAnnotation, values: dict[str, 
 
 
 def _deleted_tasks(session: Session, task_ids: set[int]) -> set[int]:
-    """The tasks among `task_ids` that Label Studio reported deleted."""
+    """The tasks among `task_ids` that were deleted, other than by the service's withdrawal."""
     gone: set[int] = set()
     for batch in chunked(sorted(task_ids)):
-        query = select(DeletedTask.task_id).where(DeletedTask.task_id.in_(batch))
+        query = select(DeletedTask.task_id).where(
+            DeletedTask.task_id.in_(batch), DeletedTask.withdrawn.is_(False)
+        )
         gone.update(session.scalars(query))
     return gone
 

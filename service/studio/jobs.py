@@ -1,5 +1,6 @@
-"""Label Studio's jobs: a round (select, then push), a re-push, refreshing the waiting tasks'
-suggestions, reconciliation, and training (which refreshes the tasks when it moves the model).
+"""Label Studio's jobs: a round (select, then push), a re-push, withdrawing waiting tasks,
+refreshing the waiting tasks' suggestions, reconciliation, and training (which refreshes the
+tasks when it moves the model).
 
 Every job here but training works on the service's Label Studio project, so each runs in
 that project's scope (`project_scope`): at most one of them runs at a time, across
@@ -29,6 +30,7 @@ from service.studio.suggestions import (
     resign_expiring_urls,
     stale_items,
 )
+from service.studio.withdraw import withdraw_waiting
 
 
 def project_scope(settings: Settings) -> str:
@@ -37,8 +39,18 @@ def project_scope(settings: Settings) -> str:
 
 
 def run_round(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
-    """Select a batch, then push it. A retry pushes the round an earlier attempt selected."""
+    """Select a batch, then push it. A retry pushes the round an earlier attempt selected.
+
+    With `replace_waiting`, the untouched tasks of earlier rounds are withdrawn first, so
+    their images are ranked anew with the rest of the pool and the queue follows this round.
+    """
     round_id = job.checkpoint.get("round_id")
+    withdrawn: dict[str, Any] = {}
+    if round_id is None and job.params.get("replace_waiting"):
+        job.progress(0.0, "withdrawing the waiting tasks of earlier rounds")
+        with ctx.sessions() as session:
+            report = withdraw_waiting(session, ctx, ensure_project(ctx), round_ids=None)
+        withdrawn = {"withdrawn": asdict(report)}
     if round_id is None:
         request = RoundRequest(
             k=int(job.params["k"]),
@@ -60,6 +72,7 @@ def run_round(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
             "project_id": round_.project_id,
             "embedded": round_.embedded,
             "images_per_second": round_.embedding_rate,
+            **withdrawn,
         }
 
 
@@ -73,6 +86,17 @@ def push(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
             "status": round_.status,
             "tasks": sum(1 for item in items if item.task_id is not None),
         }
+
+
+WITHDRAW_KIND = "withdraw"
+
+
+def withdraw(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
+    """Take a round's untouched tasks out of the annotators' queue (see `withdraw.py`)."""
+    round_id = int(job.params["round_id"])
+    with ctx.sessions() as session:
+        report = withdraw_waiting(session, ctx, ensure_project(ctx), round_ids=[round_id])
+    return {"round_id": round_id, **asdict(report)}
 
 
 REFRESH_KIND = "refresh_suggestions"
@@ -130,6 +154,7 @@ def run_reconcile(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
 HANDLERS = {
     "round": JobSpec("round", run_round, retry_on=(LabelStudioUnavailable,)),
     "push": JobSpec("push", push, retry_on=(LabelStudioUnavailable,)),
+    WITHDRAW_KIND: JobSpec(WITHDRAW_KIND, withdraw, retry_on=(LabelStudioUnavailable,)),
     REFRESH_KIND: JobSpec(REFRESH_KIND, refresh_suggestions, retry_on=(LabelStudioUnavailable,)),
     RECONCILE_KIND: JobSpec(
         RECONCILE_KIND,

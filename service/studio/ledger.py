@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from sqlalchemy import func, insert, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -100,6 +100,9 @@ def assign_task_ids(session: Session, plan: PushPlan, rows: Sequence[LedgerRow])
     if not done:
         return
     session.execute(update(ContentTask), [{"id": r.id, "task_id": r.task_id} for r in done])
+    # Label Studio on SQLite hands a deleted task's id to a new task: that id lives again.
+    for batch in chunked(sorted({int(r.task_id) for r in done if r.task_id is not None})):
+        session.execute(delete(DeletedTask).where(DeletedTask.task_id.in_(batch)))
     items = [(item, row.task_id) for row in done for item in plan.items[row.content_sha256]]
     session.execute(update(RoundItem), [{"id": i.id, "task_id": t} for i, t in items])
     for item, task_id in items:  # the loaded items say so too, without another write
@@ -122,8 +125,11 @@ def recover(session: Session, gateway: LabelStudioGateway, project_id: int) -> d
     )
     if not pending:
         return {}
-    after = session.scalar(
-        select(func.max(ContentTask.task_id)).where(ContentTask.project_id == project_id)
+    after = session.scalar(  # deleted ids may be handed out again: they do not count
+        select(func.max(ContentTask.task_id)).where(
+            ContentTask.project_id == project_id,
+            ContentTask.task_id.not_in(select(DeletedTask.task_id)),
+        )
     )
     found: dict[str, int] = {}
     for task in gateway.tasks_after(project_id, int(after or 0)):

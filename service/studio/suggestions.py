@@ -25,6 +25,7 @@ def _waiting() -> tuple[Any, ...]:
     """Conditions on `RoundItem` joined with `Image`: sent, no confirmed label, usable."""
     return (
         RoundItem.task_id.is_not(None),
+        RoundItem.withdrawn_at.is_(None),
         Image.label.is_(None),
         Image.unusable_reason.is_(None),
     )

@@ -24,7 +24,7 @@ from service.core.orm import Round, RoundItem
 from service.jobs.queue import enqueue
 from service.learning.selection import round_items
 from service.learning.strategies import available_strategies, resolve_strategy
-from service.studio.jobs import project_scope
+from service.studio.jobs import WITHDRAW_KIND, project_scope
 
 router = APIRouter(tags=["rounds"])
 RoundId = Annotated[int, Path(ge=1, le=2**63 - 1)]
@@ -38,6 +38,7 @@ def start_round(body: RoundRequestIn, context: ContextDep, session: SessionDep) 
     """
     strategy = resolve_strategy(body.strategy)  # unknown_strategy now, not inside the job
     params = {"k": body.k, "strategy": strategy, "retrain": body.retrain, "seed": body.seed}
+    params["replace_waiting"] = body.replace_waiting
     job = enqueue(session, "round", params, scope=project_scope(context.settings))
     session.commit()
     return accepted(job.id)
@@ -84,6 +85,25 @@ def repush(round_id: RoundId, context: ContextDep, session: SessionDep) -> JobAc
     return accepted(job.id)
 
 
+@router.post(
+    "/rounds/{round_id}/withdraw",
+    response_model=JobAccepted,
+    status_code=status.HTTP_202_ACCEPTED,
+)
+def withdraw(round_id: RoundId, context: ContextDep, session: SessionDep) -> JobAccepted:
+    """Take the round's untouched tasks out of the annotators' queue, as a job.
+
+    Tasks with an annotation, a skip or a draft stay; the others are deleted from Label
+    Studio and their images return to the pool. The job's result counts both.
+    """
+    if session.get(Round, round_id) is None:
+        raise NotFound(f"round {round_id} does not exist")
+    scope = project_scope(context.settings)
+    job = enqueue(session, WITHDRAW_KIND, {"round_id": round_id}, scope=scope, key=str(round_id))
+    session.commit()
+    return accepted(job.id)
+
+
 def round_out(context: ServiceContext, round_: Round, ranked: list[RoundItem]) -> RoundOut:
     items = [
         RoundItemOut(
@@ -94,6 +114,7 @@ def round_out(context: ServiceContext, round_: Round, ranked: list[RoundItem]) -
             predicted_probability=i.predicted_probability,
             model_version=i.model_version,
             task_id=i.task_id,
+            withdrawn=i.withdrawn_at is not None,
         )
         for i in ranked
     ]
