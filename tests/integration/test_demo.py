@@ -17,6 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from guides import example_guide_path, load_guide
 from labeling.accounts import login_token
 from labeling.local_server import copy_data_dir, is_healthy
 from service.core.settings import QualitySettings
@@ -27,6 +28,16 @@ from tests.integration.studio_http import StudioClient
 
 pytestmark = pytest.mark.integration
 DEMO_IMAGES, DEMO_K = 300, 10
+BROWSER = [  # headless Chromium, offline
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 @dataclass(frozen=True)
@@ -201,18 +212,8 @@ def test_annotator_sees_the_image_with_the_suggestion_preselected(
     request.addfinalizer(studio.close)
     first = min(studio.tasks(project_id_of(demo)), key=lambda t: t["id"])
     suggested = first["predictions"][0]["result"][0]["value"]["choices"][0]
-    args = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-    ]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{demo.studio_url}/user/login/")
@@ -237,3 +238,81 @@ def test_annotator_sees_the_image_with_the_suggestion_preselected(
             assert checked.first.get_attribute("name") == suggested
         finally:
             browser.close()
+
+
+# Last in this module: it adds an annotation to the demo's project.
+@pytest.mark.browser
+def test_an_annotator_corrects_the_top_task_by_hotkey_and_the_service_has_it_in_seconds(
+    demo: DemoOutput, tmp_path: Path
+) -> None:
+    from playwright.sync_api import sync_playwright
+
+    email, password = demo.annotators[0]
+    api = httpx.Client(
+        base_url=demo.service_url, headers={"Authorization": f"Bearer {demo.api_key}"}
+    )
+    (round_,) = api.get("/v1/rounds").json()["items"]
+    top = min(round_["items"], key=lambda item: item["rank"])
+    guide = load_guide(example_guide_path("fashion-mnist"))
+    other = next(label for label in guide.labels if label.name != top["predicted_label"])
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 900})
+            page.goto(f"{demo.studio_url}/user/login/")
+            page.fill("input[name=email]", email)
+            page.fill("input[name=password]", password)
+            page.click("button[type=submit]")
+            page.wait_for_load_state("networkidle")
+            with page.expect_response(NEXT_TASK, timeout=60_000) as served:
+                page.goto(demo.annotate_url)  # "label all tasks": Label Studio's own queue
+            assert served.value.json()["id"] == top["task_id"]  # the top-ranked task first
+            page.get_by_text("Labeling Instructions").wait_for(timeout=60_000)
+            instructions = page.locator(".lsf-modal-ls_visible")
+            assert guide.labels[0].definition[:40] in instructions.inner_text()
+            page.screenshot(path=str(tmp_path / "annotator-instructions.png"))
+            instructions.get_by_role("button", name="Close modal").click()  # read, then closed
+            instructions.wait_for(state="hidden", timeout=10_000)
+            page.wait_for_function(SHOWS_THE_28_PIXEL_IMAGE, timeout=60_000)
+            checked = page.locator("input[type=radio]:checked")
+            checked.first.wait_for(state="attached", timeout=60_000)
+            assert checked.first.get_attribute("name") == top["predicted_label"]
+
+            page.keyboard.press(str(other.hotkey))  # the guide's hotkey for another label
+            page.wait_for_function(
+                f"() => document.querySelector('input[type=radio]:checked')?.name === "
+                f"{other.name!r}",
+                timeout=10_000,
+            )
+            page.screenshot(path=str(tmp_path / "annotator-correcting.png"))
+            submitted = time.monotonic()
+            page.get_by_test_id("bottombar-submit-button").click()
+            stored = wait_for_annotation(api, top["image_id"], timeout_s=15)
+            elapsed = time.monotonic() - submitted
+        finally:
+            browser.close()
+            api.close()
+    assert elapsed < 10, f"the service had the annotation only after {elapsed:.1f} s"
+    assert (stored["label"], stored["status"]) == (other.name, "accepted")
+    assert stored["task_id"] == top["task_id"]
+    assert stored["shown_label"] == top["predicted_label"]  # the suggestion it replaced
+    assert stored["shown_model_version"] == round_["model_version"]
+
+
+# The label stream asks the Data Manager's `next_task` action for the user's next task.
+NEXT_TASK = re.compile(r"/api/dm/actions\?id=next_task")
+SHOWS_THE_28_PIXEL_IMAGE = (
+    "() => [...document.querySelectorAll('img')].some(i => i.complete"
+    " && (i.src.startsWith('blob:') || i.src.includes('/media/')) && i.naturalWidth === 28)"
+)
+
+
+def wait_for_annotation(api: httpx.Client, image_id: int, *, timeout_s: float) -> dict:
+    """The image's first annotation in the service, polled until it arrives."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        items = api.get("/v1/annotations", params={"image_id": image_id}).json()["items"]
+        if items:
+            return dict(items[0])
+        time.sleep(0.2)
+    raise AssertionError(f"no annotation of image {image_id} reached the service")
