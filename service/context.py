@@ -13,6 +13,7 @@ from labeling.gateway import LabelStudioGateway
 from service.auth.signing import MediaSigner
 from service.core.settings import Settings
 from service.learning.runtime import ModelRuntime
+from service.studio.ml_backend.cache import EmbeddingCache
 
 # Told after a commit which images' annotations changed (None: any of them may have).
 AnnotationHook = Callable[[set[int] | None], None]
@@ -28,6 +29,11 @@ class ServiceContext:
     gateway: LabelStudioGateway
     media: MediaSigner  # signs the image URLs handed to annotators' browsers
     annotation_hooks: list[AnnotationHook] = field(default_factory=list)
+    # Embeddings of images fetched for Label Studio's `/predict`, by content (bounded).
+    fetched_embeddings: EmbeddingCache = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.fetched_embeddings = EmbeddingCache(self.settings.ml_backend.embedding_cache_size)
 
     def annotations_changed(self, image_ids: set[int] | None) -> None:
         """Tell the hooks (such as live agreement) about committed annotation changes."""

@@ -83,6 +83,11 @@ class MlBackendSettings(BaseModel):
     fetch_max_bytes: int = Field(default=20 * 2**20, gt=0)
     fetch_threads: int = Field(default=8, ge=1, le=64)
     max_redirects: int = Field(default=3, ge=0, le=10)
+    # How long one /predict call may work: Label Studio waits 100 s (its ML_TIMEOUT_PREDICT)
+    # by default. Tasks left when it is spent answer `over_budget`; Label Studio asks again.
+    predict_budget_s: float = Field(default=60.0, gt=0, le=3600)
+    predict_batch_size: int = Field(default=128, ge=1, le=4096)  # images embedded per batch
+    embedding_cache_size: int = Field(default=10_000, ge=0)  # fetched images' embeddings kept
 
 
 class Settings(BaseSettings):

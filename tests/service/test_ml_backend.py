@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -87,6 +88,18 @@ def _serve(backend: Backend, position: int) -> str:
     body = (backend.pool.folder / f"{position:05d}.png").read_bytes()
     backend.host.routes[path] = Route(body=body)
     return backend.host.url + path
+
+
+@contextmanager
+def _budget(backend: Backend, seconds: float, batch_size: int) -> Iterator[None]:
+    """The service's `/predict` time budget and batch size set for a while."""
+    config = backend.context.settings.ml_backend
+    before = (config.predict_budget_s, config.predict_batch_size)
+    config.predict_budget_s, config.predict_batch_size = seconds, batch_size
+    try:
+        yield
+    finally:
+        config.predict_budget_s, config.predict_batch_size = before
 
 
 def _labels_by_id(backend: Backend, image_ids: list[int]) -> list[str]:
@@ -258,3 +271,34 @@ def test_no_model_and_too_few_labels_answer_readable_errors(
         train = client.post(f"{ML}/webhook", json={"action": "START_TRAINING"})
         assert (train.status_code, train.json()["error"]["code"]) == (409, "not_enough_labels")
         assert client.get(f"{ML}/versions").json() == {"versions": []}
+
+
+def test_a_spent_budget_leaves_tasks_for_the_next_call_which_uses_the_cache(
+    backend: Backend,
+) -> None:
+    ids = image_ids_by_name(backend.client)
+    stored = [ids[f"{p:05d}.png"] for p in (140, 141)]  # embedded: nearly free
+    positions = list(range(142, 147))  # fetched from the image host: new to the cache
+    tasks = [{"id": n, "data": {"image_id": i, "image": ""}} for n, i in enumerate(stored)]
+    tasks += [{"id": 10 + p, "data": {"image": _serve(backend, p)}} for p in positions]
+    expected = _labels_by_id(backend, stored + [ids[f"{p:05d}.png"] for p in positions])
+    cache = backend.context.fetched_embeddings
+    with _budget(backend, 1e-6, batch_size=2):  # spent by the first batch that embeds
+        first = backend.predict(tasks)["results"]
+        hits = cache.hits
+        # As if Label Studio had lost the first answer: every fetched task is asked again.
+        second = backend.predict(tasks[2:])["results"]
+    assert len(first) == len(tasks) and len(second) == len(tasks) - 2
+    assert [_label(r) for r in first[:4]] == expected[:4]  # the free ones and one batch
+    for result in first[4:] + second[4:]:
+        assert "result" not in result and result["error"]["code"] == "over_budget"
+        assert "budget of one call; retrieve predictions again" in result["error"]["message"]
+    assert [_label(r) for r in second[:4]] == expected[2:6]  # the cache, then one more batch
+    assert cache.hits - hits == 2
+    third = backend.predict(tasks)["results"]  # the default budget: the rest fits
+    assert [_label(r) for r in third] == expected
+    assert cache.hits - hits == 2 + 4  # only the last image was embedded again
+
+
+def _label(result: dict[str, Any]) -> str | None:
+    return str(result["result"][0]["value"]["choices"][0]) if "result" in result else None

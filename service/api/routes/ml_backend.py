@@ -137,10 +137,11 @@ def setup_model(body: SetupRequest, context: ContextDep) -> SetupOut:
 
 @router.post("/predict", response_model=PredictOut, dependencies=[Depends(ml_key)])
 def predict(body: PredictRequest, context: ContextDep) -> PredictOut:
-    """One prediction per task, in order, from the active model, in one batched run.
+    """One answer per task, in order, from the active model, in batches within a time budget.
 
     Tasks pushed by the service use their stored image; others have their image fetched
-    from an allowed host. A task without a usable image gets `error` and no `result`.
+    from an allowed host. A task without a usable image, or left when the call's budget
+    (`ml_backend.predict_budget_s`) is spent, gets `error` and no `result`.
     """
     target = (
         parse_choices_config(body.label_config) if body.label_config else service_target(context)

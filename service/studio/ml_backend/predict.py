@@ -2,21 +2,20 @@
 
 A task the service pushed carries `data.image_id`: its stored embedding (or image) is used.
 A task made inside Label Studio carries only an image URL: the service's own signed media
-URLs map back to the image, other URLs are fetched from allowed hosts (`fetch.py`). Fetched
-images are embedded in one batched run, stored and fetched vectors go through the active
-head together. A task whose image cannot be had gets an answer without a `result` (its
-`error` says why): Label Studio then skips it and logs the answer, and asks again next time.
+URLs map back to the image, other URLs are fetched from allowed hosts (`fetch.py`). Images
+are embedded in batches within the call's time budget (`images.py`); stored and fetched
+vectors go through the active head together. A task whose image cannot be had, or that the
+budget left out, gets an answer without a `result` (its `error` says why): Label Studio then
+skips it and logs the answer, and asks again next time.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-import tempfile
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -31,8 +30,7 @@ from service.context import ServiceContext
 from service.core.errors import NoModel, ServiceError
 from service.core.orm import Image, ModelVersion
 from service.learning.versions import active_model
-from service.pool.embeddings import ensure_embeddings
-from service.studio.ml_backend.fetch import FetchFailure, ImageFetcher
+from service.studio.ml_backend.images import Budget, Problem, fetched_vectors, stored_vectors
 
 log = logging.getLogger(__name__)
 MAX_ID = 2**63 - 1
@@ -41,12 +39,6 @@ LOGGED_PROBLEMS = 20  # tasks without a prediction logged one by one per call; t
 
 class LabelConfigMismatch(ServiceError):
     status_code, code = 422, "label_config_mismatch"
-
-
-@dataclass(frozen=True)
-class Problem:
-    code: str
-    message: str
 
 
 @dataclass(frozen=True)
@@ -86,16 +78,22 @@ def label_columns(class_names: Sequence[str], choices: Sequence[str]) -> list[in
 
 
 def predict_tasks(
-    ctx: ServiceContext, tasks: Sequence[dict[str, Any]], target: ChoicesTarget
+    ctx: ServiceContext,
+    tasks: Sequence[dict[str, Any]],
+    target: ChoicesTarget,
 ) -> list[dict[str, Any]]:
     """One answer per task, in order: a prediction, or an `error` without a `result`."""
+    budget = Budget(ctx.settings.ml_backend.predict_budget_s)
+    hits = ctx.fetched_embeddings.hits
     with ctx.sessions() as session:
         model = require_model(session, ctx)
         columns = label_columns(model.class_names, target.choices)
         known = _registered(session, [_image_id(task) for task in tasks])
         sources = [source_of(ctx, task, target, known) for task in tasks]
-        stored = _stored_vectors(session, ctx, sources)
-    fetched = _fetched_vectors(ctx, sources)
+        image_ids = [s.image_id for s in sources if s.image_id is not None]
+        stored = stored_vectors(session, ctx, image_ids, budget)
+    urls = list(dict.fromkeys(s.url for s in sources if s.url is not None))
+    fetched = fetched_vectors(ctx, urls, budget)
     rows: dict[int, np.ndarray] = {}
     problems: dict[int, Problem] = {}
     for n, source in enumerate(sources):
@@ -109,26 +107,49 @@ def predict_tasks(
         else:
             problems[n] = found or Problem("no_image", "no image was found for the task")
     answers = _answers(ctx, model, columns, rows, target)
-    for shown, (n, problem) in enumerate(problems.items()):
-        task_id = tasks[n].get("id")
-        if shown < LOGGED_PROBLEMS:
-            log.warning(
-                "no prediction for task %s: %s (%s)", task_id, problem.message, problem.code
-            )
+    for n, problem in problems.items():
         answers[n] = {
             "model_version": model.id,
-            "task": task_id,
+            "task": tasks[n].get("id"),
             "error": {"code": problem.code, "message": problem.message},
         }
+    _log(tasks, problems, model.id, budget, ctx.fetched_embeddings.hits - hits, len(rows))
+    return [answers[n] for n in range(len(tasks))]
+
+
+def _log(
+    tasks: Sequence[dict[str, Any]],
+    problems: dict[int, Problem],
+    version: str,
+    budget: Budget,
+    cached: int,
+    predicted: int,
+) -> None:
+    """The tasks without a prediction (the first few one by one), then the call's counts."""
+    shown = [(n, p) for n, p in problems.items() if p.code != "over_budget"][:LOGGED_PROBLEMS]
+    for n, problem in shown:
+        log.warning(
+            "no prediction for task %s: %s (%s)", tasks[n].get("id"), problem.message, problem.code
+        )
     codes = Counter(problem.code for problem in problems.values())
     log.info(
-        "predicted %d of %d tasks with %s; none for %s",
-        len(rows),
+        "predicted %d of %d tasks with %s in %.1f s (%d images embedded, %d from the cache); "
+        "none for %s",
+        predicted,
         len(tasks),
-        model.id,
+        version,
+        budget.clock() - budget.started,
+        budget.embedded,
+        cached,
         dict(codes) or "no task",
     )
-    return [answers[n] for n in range(len(tasks))]
+    if codes["over_budget"]:
+        log.warning(
+            "%d of %d tasks left for the next call: the %g s budget of one call was spent",
+            codes["over_budget"],
+            len(tasks),
+            budget.seconds,
+        )
 
 
 def source_of(
@@ -188,61 +209,6 @@ def _own_media_id(ctx: ServiceContext, url: str) -> int | Problem | None:
     return image_id
 
 
-def _stored_vectors(
-    session: Session, ctx: ServiceContext, sources: Sequence[Source]
-) -> dict[int, np.ndarray | Problem]:
-    """Embeddings of the registered images asked for; a Problem for each unusable one."""
-    wanted = sorted({s.image_id for s in sources if s.image_id is not None})
-    if not wanted:
-        return {}
-    images: list[Image] = []
-    for start in range(0, len(wanted), 500):  # under every database's bind-parameter limit
-        chunk = wanted[start : start + 500]
-        images.extend(session.scalars(select(Image).where(Image.id.in_(chunk))))
-    stored = ensure_embeddings(session, ctx.runtime, images)
-    session.commit()  # embeddings computed for images never embedded before
-    found: dict[int, np.ndarray | Problem] = {
-        image_id: Problem("not_found", f"image {image_id} is not registered") for image_id in wanted
-    }
-    for image in images:
-        vector = stored.vectors.get(image.id)
-        if vector is not None:
-            found[image.id] = vector
-        elif image.unusable_reason:
-            found[image.id] = Problem("invalid_image", f"image {image.id}: {image.unusable_reason}")
-        else:
-            found[image.id] = Problem("image_unreadable", f"image {image.id} cannot be read now")
-    return found
-
-
-def _fetched_vectors(ctx: ServiceContext, sources: Sequence[Source]) -> dict[str, Any]:
-    """Embeddings of the images behind the URLs asked for (each URL once), or Problems."""
-    urls = list(dict.fromkeys(s.url for s in sources if s.url is not None))
-    if not urls:
-        return {}
-    with ImageFetcher(ctx.settings) as fetcher:
-        bodies = fetcher.fetch_all(urls)
-    found: dict[str, Any] = {}
-    with tempfile.TemporaryDirectory(prefix="activelabel-ml-") as folder:
-        paths: list[Path] = []
-        fetched_urls: list[str] = []
-        for url, body in zip(urls, bodies, strict=True):
-            if isinstance(body, FetchFailure):
-                found[url] = Problem(body.code, body.reason)
-                continue
-            path = Path(folder) / f"{len(paths):06d}.img"
-            path.write_bytes(body)
-            paths.append(path)
-            fetched_urls.append(url)
-        result = ctx.runtime.embed(paths)  # one batched run, decode failures reported
-    for row, index in enumerate(result.indices):
-        found[fetched_urls[index]] = np.asarray(result.embeddings[row], dtype=np.float32)
-    for failure in result.failures:
-        reason = f"the image at {_where(fetched_urls[failure.index])}: {failure.reason}"
-        found[fetched_urls[failure.index]] = Problem(failure.code, reason)
-    return found
-
-
 def _answers(
     ctx: ServiceContext,
     model: ModelVersion,
@@ -266,8 +232,3 @@ def _answers(
             region.update(from_name=target.from_name, to_name=target.to_name)
         answers[n] = payload
     return answers
-
-
-def _where(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}{parts.path}"[:200] if parts.netloc else url[:200]
