@@ -46,6 +46,7 @@ from service.pool import jobs as pool_jobs
 from service.quality import jobs as quality_jobs
 from service.quality.live import install_live_agreement
 from service.studio import jobs as studio_jobs
+from service.studio.release import install_release_hook
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         context = build_context(settings)
         app.state.context = context
         app.state.live_agreement = install_live_agreement(context)
+        install_release_hook(context, studio_jobs.project_scope(settings))
         app.state.jobs = Worker(context, job_registry())
         app.state.jobs.start()
         log.info(

@@ -87,7 +87,8 @@ class Round(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    # selected -> pushing (import under way or cut off) -> pushed
+    # selected -> pushing (import under way or cut off) -> [releasing (held back by the
+    # guide's WIP limit, released as answers come in)] -> pushed
     status: Mapped[str] = mapped_column(String(16), default="selected")
     strategy: Mapped[str] = mapped_column(String(64))
     k: Mapped[int] = mapped_column(Integer)

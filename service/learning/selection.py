@@ -38,8 +38,9 @@ def candidate_images(session: Session) -> list[Image]:
     A task holds its image while it waits for annotators or has an accepted annotation.
     It lets the image go back to the pool when it was deleted, or when every live
     annotation on it is cancelled (skipped) or rejected. A round that was selected but
-    never pushed holds nothing; one cut off mid-push (`pushing`) holds its images, since
-    resuming it matches them to the tasks already imported.
+    never pushed holds nothing; one cut off mid-push (`pushing`) or held back in part by the
+    guide's WIP limit (`releasing`) holds its images, since resuming it matches them to the
+    tasks already imported.
     """
     live = Annotation.deleted.is_(False)
     accepted = func.sum(case((Annotation.status == "accepted", 1), else_=0))
@@ -54,7 +55,7 @@ def candidate_images(session: Session) -> list[Image]:
     held_by_push = (
         select(RoundItem.image_id)
         .join(Round, Round.id == RoundItem.round_id)
-        .where(Round.status == "pushing", RoundItem.task_id.is_(None))
+        .where(Round.status.in_(("pushing", "releasing")), RoundItem.task_id.is_(None))
     )
     return list(
         session.scalars(

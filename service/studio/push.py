@@ -16,6 +16,7 @@ from service.studio.chunks import Backoff, ChunkSender
 from service.studio.ledger import LedgerRow, PushPlan, assign_task_ids, plan_push, recover
 from service.studio.overlap import apply_round_overlap
 from service.studio.project import ensure_project
+from service.studio.queue_cap import RELEASING, release_budget
 from service.studio.suggestions import refresh_pending_suggestions, resign_expiring_urls
 
 
@@ -23,6 +24,10 @@ def push_round(
     session: Session, ctx: ServiceContext, round_id: int, *, progress: Progress = no_progress
 ) -> Round:
     """Send the round's images to Label Studio in rank order; safe to call again after a failure.
+
+    Under the guide's WIP limit (`queue_cap.py`) only as many tasks go out as the queue has
+    room for: the round stays `releasing`, and the rest follows, still in rank order, as
+    answers come in (`release.py` pushes it again).
 
     Tasks go out in chunked bulk imports (`chunks.py`), each image's content at most once per
     project (`ledger.py`): an image whose content already has a live task there gets that
@@ -52,17 +57,26 @@ def push_round(
         chunk_size=ctx.settings.label_studio.push_chunk_size,
         backoff=Backoff(total_s=ctx.settings.label_studio.push_max_wait_s),
     )
+    budget = release_budget(
+        session, ctx.guide, configured_annotators=len(ctx.settings.label_studio.annotators)
+    )
+    released = plan.to_send if budget is None else plan.to_send[:budget]
     report = sender.send(
-        plan.to_send,
+        released,
         landed=lambda rows: assign_task_ids(session, plan, rows),
         progress=scaled(progress, 0.0, 0.95),
     )
-    overlap = apply_round_overlap(session, ctx.gateway, items, round_.id, ctx.guide.overlap)
-    round_.status = "pushed"
+    opened = items
+    if budget is not None:  # a release: only the tasks it opened need their overlap
+        opened = [item for row in released for item in plan.items[row.content_sha256]]
+    overlap = apply_round_overlap(session, ctx.gateway, opened, round_.id, ctx.guide.overlap)
+    held = len(plan.to_send) - len(released)
+    round_.status = RELEASING if held else "pushed"
     after = {
         "project_id": project_id,
         "tasks": len(items),
-        "tasks_created": len(plan.to_send),
+        "tasks_created": len(released),
+        "tasks_held": held,
         "tasks_reused": plan.reused,
         "tasks_overlapped": len(overlap),
         "chunks": report.chunks,
@@ -71,7 +85,7 @@ def push_round(
     }
     record(session, "task.pushed", subject=("round", round_.id), after=after)
     session.commit()
-    progress(1.0, f"{len(plan.to_send)} tasks created, {plan.reused} reused")
+    progress(1.0, f"{len(released)} tasks created, {plan.reused} reused, {held} held back")
     # Suggestions follow the model in force, never an older round's own version.
     model = current_model(session, ctx)
     version = model.id if model is not None else round_.model_version

@@ -21,6 +21,8 @@ from guides import Guide
 from service.core.orm import Annotation, DeletedTask, RoundItem, utcnow
 
 ACTIVE_WINDOW_S = 86_400
+# The status of a round whose tasks the cap holds back in part (after `pushing`).
+RELEASING = "releasing"
 
 
 def open_tasks_query() -> Select[tuple[int]]:
