@@ -6,10 +6,9 @@ objects, so a change of SDK or server version stays inside this file.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -18,17 +17,16 @@ from label_studio_sdk.core.api_error import ApiError
 from label_studio_sdk.label_interface import LabelInterface
 
 from labeling.errors import LabelStudioRejected, LabelStudioUnavailable
+from labeling.filters import id_range_query, ids_after_query, updated_since_query
 from labeling.studio_config import CHOICES_FIELD, IMAGE_FIELD, ProjectSpec
 from labeling.tasks import (
     StudioPrediction,
     StudioTask,
     Suggestion,
     TaskDraft,
-    annotation_record,
-    int_or_none,
-    parse_time,
     prediction_payload,
     prediction_record,
+    studio_task,
     task_data,
     task_payload,
 )
@@ -170,7 +168,7 @@ class LabelStudioGateway:
                 page_size=PAGE_SIZE,
                 query=ids_after_query(task_id),
             )
-            return [_to_studio_task(task) for task in pager]
+            return [studio_task(task) for task in pager]
 
     def add_predictions(
         self, project_id: int, suggestions: Sequence[tuple[int, Suggestion]]
@@ -206,7 +204,7 @@ class LabelStudioGateway:
         """Every task of the project with its annotations (paged through)."""
         with _translated_errors("list tasks"):
             pager = self._client.tasks.list(project=project_id, fields="all", page_size=PAGE_SIZE)
-            return [_to_studio_task(task) for task in pager]
+            return [studio_task(task) for task in pager]
 
     def list_tasks_updated_since(self, project_id: int, since: datetime) -> list[StudioTask]:
         """Tasks (with annotations and predictions) whose `updated_at` is after `since`.
@@ -221,7 +219,7 @@ class LabelStudioGateway:
                 page_size=PAGE_SIZE,
                 query=updated_since_query(since),
             )
-            return [_to_studio_task(task) for task in pager]
+            return [studio_task(task) for task in pager]
 
     def get_prediction(self, prediction_id: int) -> StudioPrediction | None:
         """One prediction by id; None when Label Studio no longer has it."""
@@ -289,7 +287,7 @@ class LabelStudioGateway:
                     query=id_range_query(batch[0], batch[-1]),
                 )
                 keep = set(batch)
-                found.extend(_to_studio_task(t) for t in pager if int(t.id) in keep)
+                found.extend(studio_task(t) for t in pager if int(t.id) in keep)
         return found
 
     def delete_tasks(self, project_id: int, task_ids: Sequence[int]) -> None:
@@ -301,59 +299,6 @@ class LabelStudioGateway:
                 self._client.actions.create(
                     id="delete_tasks", project=project_id, selected_items=selected
                 )
-
-
-def _to_studio_task(task: Any) -> StudioTask:
-    data = task.data or {}
-    image_id = int_or_none(data.get("image_id"))
-    task_id = int(task.id)
-    annotations = [annotation_record(a, task_id, image_id) for a in _as_dicts(task.annotations)]
-    predictions = [prediction_record(p) for p in _as_dicts(task.predictions) if "id" in p]
-    versions = [str(p.get("model_version")) for p in _as_dicts(task.predictions)]
-    return StudioTask(
-        task_id=task_id,
-        image_id=image_id,
-        meta=dict(task.meta or {}),
-        prediction_versions=versions,
-        annotations=annotations,
-        predictions=predictions,
-        updated_at=parse_time(getattr(task, "updated_at", None)),
-        has_draft=bool(getattr(task, "draft_exists", None) or getattr(task, "drafts", None)),
-        cancelled=int(getattr(task, "cancelled_annotations", None) or 0),
-    )
-
-
-def _as_dicts(items: Any) -> list[dict[str, Any]]:
-    return [i if isinstance(i, dict) else i.model_dump() for i in items or []]
-
-
-def updated_since_query(since: datetime) -> str:
-    """The Data Manager filter that selects tasks whose `updated_at` is after `since`."""
-    value = since.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    item = {
-        "filter": "filter:tasks:updated_at",
-        "operator": "greater",
-        "type": "Datetime",
-        "value": value,
-    }
-    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
-
-
-def id_range_query(first: int, last: int) -> str:
-    """The Data Manager filter that selects tasks with `first <= id <= last`."""
-    item = {
-        "filter": "filter:tasks:id",
-        "operator": "in",
-        "type": "Number",
-        "value": {"min": first, "max": last},
-    }
-    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
-
-
-def ids_after_query(task_id: int) -> str:
-    """The Data Manager filter that selects tasks whose id is greater than `task_id`."""
-    item = {"filter": "filter:tasks:id", "operator": "greater", "type": "Number", "value": task_id}
-    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
 
 
 def _check_status(response: httpx.Response, action: str) -> None:

@@ -170,3 +170,28 @@ def _user_id(value: Any) -> int | None:
     if isinstance(value, dict):
         return int_or_none(value.get("id"))
     return int_or_none(value)
+
+
+def studio_task(task: Any) -> StudioTask:
+    """A task as the SDK returns it (its fields as attributes) as a plain record."""
+    data = task.data or {}
+    image_id = int_or_none(data.get("image_id"))
+    task_id = int(task.id)
+    annotations = [annotation_record(a, task_id, image_id) for a in _as_dicts(task.annotations)]
+    predictions = [prediction_record(p) for p in _as_dicts(task.predictions) if "id" in p]
+    versions = [str(p.get("model_version")) for p in _as_dicts(task.predictions)]
+    return StudioTask(
+        task_id=task_id,
+        image_id=image_id,
+        meta=dict(task.meta or {}),
+        prediction_versions=versions,
+        annotations=annotations,
+        predictions=predictions,
+        updated_at=parse_time(getattr(task, "updated_at", None)),
+        has_draft=bool(getattr(task, "draft_exists", None) or getattr(task, "drafts", None)),
+        cancelled=int(getattr(task, "cancelled_annotations", None) or 0),
+    )
+
+
+def _as_dicts(items: Any) -> list[dict[str, Any]]:
+    return [i if isinstance(i, dict) else i.model_dump() for i in items or []]
