@@ -16,7 +16,7 @@ test a factor 3 on the batches only it can see.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -25,7 +25,7 @@ from sklearn.decomposition import PCA
 from quality.drift._checks import check_alpha, embedding_pair
 from quality.drift.combine import check_weights, holm
 from quality.drift.mmd import mmd_test
-from quality.drift.novelty import novelty_test
+from quality.drift.novelty import NOVELTY_QUANTILES, novelty_test
 from quality.drift.results import ImageDriftResult
 from quality.drift.screen import ks_screen
 
@@ -65,7 +65,7 @@ def image_drift(
     alpha: float = 0.05,
     n_permutations: int = 1000,
     n_components: int | None = 64,
-    novelty_quantile: float = 0.05,
+    novelty_quantiles: Sequence[float] = NOVELTY_QUANTILES,
     weights: Mapping[str, float] = IMAGE_WEIGHTS,
     components: np.ndarray | None = None,
     seed: int = 0,
@@ -94,7 +94,7 @@ def image_drift(
         xp, yp = x @ basis.T, y @ basis.T
     mmd = mmd_test(xp, yp, alpha=alpha, n_permutations=n_permutations, seed=seed, device=device)
     screen = ks_screen(xp, yp, alpha=alpha)
-    novelty = novelty_test(x, y, alpha=alpha, quantile=novelty_quantile, device=device)
+    novelty = novelty_test(x, y, alpha=alpha, quantiles=novelty_quantiles, device=device)
     components = [mmd.p_value, screen.p_value, novelty.p_value]
     p_value = float(holm(components, weights=shares).min())
     return ImageDriftResult(

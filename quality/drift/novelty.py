@@ -10,23 +10,26 @@ discovery rate (conformal p-values are positively dependent; Bates et al. 2023).
 
 Resolution: no p-value is below ``1 / (n_reference + 1)``, so BH can only list images when at
 least ``n_new / (alpha (n_reference + 1))`` of them are that extreme. The batch verdict
-therefore also counts exceedances: given the reference, new images exceed the reference's
-``k``-th largest score independently with a probability distributed as
-``Beta(k, n_reference + 1 - k)``, so the count is beta-binomial (mid-p value).
+therefore counts exceedances: the new images beyond the reference's ``1 - q`` quantile of
+scores, for each ``q`` of a fixed grid (:data:`NOVELTY_QUANTILES`), tested by the exact null
+law of the most significant count (:mod:`quality.drift.exceedance`).
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
 import numpy as np
 import torch
 from scipy import stats
 
 from quality.drift._checks import check_alpha, embedding_pair, resolve_device
+from quality.drift.exceedance import scan_test, thresholds
 from quality.drift.results import NoveltyResult
 
 _CHUNK_ROWS = 1024
+NOVELTY_QUANTILES = (0.005, 0.01, 0.02, 0.05, 0.1)
+"""The upper quantiles of the reference's scores beyond which new images are counted."""
 
 
 def _unit_rows(values: np.ndarray, device: torch.device) -> torch.Tensor:
@@ -69,55 +72,51 @@ def conformal_p_values(reference_scores: np.ndarray, scores: np.ndarray) -> np.n
     return (1.0 + at_least) / (ordered.size + 1.0)
 
 
-def exceedance_test(n_exceeding: int, n_new: int, k: int, n_reference: int) -> float:
-    """Mid-p value of ``n_exceeding`` under ``BetaBinomial(n_new, k, n_reference + 1 - k)``."""
-    null = stats.betabinom(n_new, k, n_reference + 1 - k)
-    return float(min(1.0, null.sf(n_exceeding) + 0.5 * null.pmf(n_exceeding)))
-
-
 def novelty_test(
     reference: np.ndarray,
     new: np.ndarray,
     *,
     alpha: float = 0.05,
-    quantile: float = 0.05,
+    quantiles: Sequence[float] = NOVELTY_QUANTILES,
     device: str | torch.device | None = None,
 ) -> NoveltyResult:
     """Find images of ``new: (n, D)`` unlike anything in ``reference: (m, D)``.
 
     Lists the images whose conformal p-value survives Benjamini-Hochberg at ``alpha``, and
-    tests the batch by the number of images whose p-value is at most ``quantile`` (those
-    beyond the reference's own ``1 - quantile`` quantile of nearest-neighbour distances).
+    tests the batch by the numbers of images whose p-value is at most each of ``quantiles``
+    (those beyond the reference's own ``1 - q`` quantile of nearest-neighbour distances),
+    scanned as :func:`quality.drift.exceedance.scan_test` does. The result reports the most
+    significant quantile; quantiles below ``1 / (m + 1)`` are dropped.
     """
     alpha = check_alpha(alpha)
-    quantile = check_alpha(quantile, name="quantile")
     ref_scores, scores = nearest_distances(reference, new, device=device)
     m, n = ref_scores.size, scores.size
-    k = math.floor(quantile * (m + 1))
-    if k < 1:
-        raise ValueError(f"expected quantile >= 1 / (n_reference + 1) = {1 / (m + 1):.3g}")
+    ks = thresholds(quantiles, m)
     p_images = conformal_p_values(ref_scores, scores)
     adjusted = stats.false_discovery_control(p_images, method="bh")
     listed = np.flatnonzero(adjusted <= alpha)
     listed = listed[np.lexsort((-scores[listed], p_images[listed]))]
-    n_exceeding = int((p_images <= k / (m + 1)).sum())
-    p_value = exceedance_test(n_exceeding, n, k, m)
+    counts = [int((p_images <= k / (m + 1)).sum()) for k in ks]
+    p_value, best = scan_test(counts, n, ks, m)
+    k = ks[best]
     return NoveltyResult(
         test="novelty",
-        statistic=float(n_exceeding),
+        statistic=float(counts[best]),
         p_value=p_value,
         threshold=alpha,
         drifted=p_value <= alpha,
         n_reference=m,
         n_new=n,
         control="images: benjamini-hochberg on conformal p-values (false discovery rate); "
-        "batch: beta-binomial count of exceedances",
+        "batch: exceedance counts over a scan of quantiles, exact null of the smallest",
         distances=scores,
         image_p_values=p_images,
         novel_indices=tuple(int(i) for i in listed),
         quantile=k / (m + 1),
         exceedance_distance=float(np.sort(ref_scores)[m - k]),
-        n_exceeding=n_exceeding,
+        n_exceeding=counts[best],
         expected_exceeding=n * k / (m + 1),
         smallest_image_p_value=1.0 / (m + 1),
+        quantiles=tuple(j / (m + 1) for j in ks),
+        exceedance_counts=tuple(counts),
     )

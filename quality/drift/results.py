@@ -83,7 +83,9 @@ class NoveltyResult(DriftResult):
     reference, ranked among the reference images' own leave-one-out distances.
     ``novel_indices`` are the images kept by Benjamini-Hochberg at ``threshold`` (false
     discovery rate), most novel first. The batch verdict counts the images whose conformal
-    p-value is at most ``quantile`` and compares the count with its beta-binomial null.
+    p-value is at most each of ``quantiles`` and tests the most significant count against the
+    exact null law of that scan; ``quantile``, ``exceedance_distance``, ``n_exceeding`` and
+    ``expected_exceeding`` describe the most significant quantile.
     """
 
     distances: np.ndarray
@@ -98,6 +100,10 @@ class NoveltyResult(DriftResult):
     expected_exceeding: float
     smallest_image_p_value: float
     """``1 / (n_reference + 1)``: no image can be more significant than this."""
+    quantiles: tuple[float, ...] = ()
+    """The quantiles scanned, as ``k / (n_reference + 1)``, ascending."""
+    exceedance_counts: tuple[int, ...] = ()
+    """The number of new images beyond each of ``quantiles``."""
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
@@ -123,6 +129,8 @@ class LabelDriftResult(CategoricalDriftResult):
 
     label_names: tuple[str, ...]
     impossible_labels: tuple[str, ...]
+    population_size: int | None = None
+    """Finite population the labels were drawn from without replacement (None: independent)."""
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)

@@ -55,7 +55,12 @@ def test_lists_the_planted_odd_images(digits: np.ndarray, shoes_as_digits: np.nd
 def test_nothing_listed_without_odd_images(digits: np.ndarray) -> None:
     result = novelty_test(digits[:1600], digits[1600:1750])
     assert result.novel_indices == ()
-    assert result.expected_exceeding == pytest.approx(150 * 80 / 1601)
+    assert result.quantiles == tuple(k / 1601 for k in (8, 16, 32, 80, 160))
+    beyond = [int((result.image_p_values <= q).sum()) for q in result.quantiles]
+    assert result.exceedance_counts == tuple(beyond)
+    assert result.quantile in result.quantiles
+    assert result.n_exceeding == beyond[result.quantiles.index(result.quantile)]
+    assert result.expected_exceeding == pytest.approx(150 * result.quantile)
 
 
 @pytest.mark.usefixtures("one_thread")
@@ -77,6 +82,6 @@ def test_batch_false_alarms_stay_in_a_binomial_band(digits: np.ndarray) -> None:
 
 def test_bad_inputs_raise(digits: np.ndarray) -> None:
     with pytest.raises(ValueError, match="quantile"):
-        novelty_test(digits[:10], digits[10:20], quantile=0.05)
+        novelty_test(digits[:10], digits[10:20], quantiles=(0.05,))
     with pytest.raises(ValueError, match="same dimension"):
         novelty_test(digits[:100], digits[:10, :5])
