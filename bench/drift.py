@@ -9,7 +9,9 @@ form the pool the runs draw from.
 
 * Calibration: ``--null-runs`` runs, each with a 2,000-image reference and a disjoint
   500-image batch drawn from the guide-class pool; every test's false-alarm rate at
-  alpha = 0.05 and a KS test of its p-values against the uniform law.
+  alpha = 0.05 and a KS test of its p-values against the uniform law. The label test holds
+  each batch's labels against the pool's class shares; a batch is drawn without replacement
+  from that finite pool, so the test gets the pool's size (finite-population correction).
 * Power: ``--power-runs`` runs per shift, 500 new against 2,000 reference images: Gaussian
   blur (kernel 5, sigma 1.5, on the 28x28 images) on 20% of the batch; two classes making up
   half the batch; 20% of the batch from the unseen classes; only 5% from them. The image
@@ -118,7 +120,13 @@ def run_checks(
     labels = data.y[new_idx]
     counts = np.array([np.sum(labels == c) for c in data.classes])
     unknown = int(np.isin(labels, HELD_OUT).sum())
-    label = prior_drift(counts, data.priors, alpha=ALPHA, unknown={"unseen": unknown})
+    label = prior_drift(
+        counts,
+        data.priors,
+        alpha=ALPHA,
+        unknown={"unseen": unknown},
+        population_size=len(data.pool),
+    )
     who = np.random.default_rng(seed).integers(0, 5, size=len(labels))
     kept = ~np.isin(labels, HELD_OUT)
     annotators = annotator_drift(

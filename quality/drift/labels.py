@@ -3,18 +3,27 @@
 A label with prior 0, or one the guide does not have, cannot occur when the labels follow
 the priors, so a single one is a certain drift (p-value 0) and is named in the result.
 Classes with prior 0 and no labels drop out of the test.
+
+The chi-square null is multinomial: each label an independent draw from the priors, as when
+the priors are a declared law. A batch drawn without replacement from a finite population of
+``N`` images whose class shares *are* the priors has hypergeometric counts, whose covariance is
+the multinomial's times ``f = (N - n) / (N - 1)``; the plain test is then conservative, and
+``population_size=N`` divides the statistic by ``f`` (the finite-population correction), which
+restores its chi-square null.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 
 import numpy as np
+from scipy import stats
 
 from guides.schema import Guide
 from quality.drift._checks import check_alpha, counts_vector
-from quality.drift.counts import goodness_of_fit
+from quality.drift.counts import ChiSquare, goodness_of_fit
 from quality.drift.results import LabelDriftResult
 
 
@@ -25,11 +34,14 @@ def prior_drift(
     alpha: float = 0.05,
     label_names: Sequence[str] | None = None,
     unknown: Mapping[str, int] | None = None,
+    population_size: int | None = None,
 ) -> LabelDriftResult:
     """Chi-square goodness of fit of label ``counts: (C,)`` to ``priors: (C,)`` (sum 1).
 
     ``unknown`` counts labels seen outside the ``C`` classes, by name; any of them, or a count
-    in a class with prior 0, makes the p-value 0.
+    in a class with prior 0, makes the p-value 0. ``population_size`` (None: labels drawn
+    independently from the priors) is the size of the finite population, with class shares
+    ``priors``, that the labels were drawn from without replacement.
     """
     alpha = check_alpha(alpha)
     observed = counts_vector(counts, name="counts")
@@ -46,6 +58,8 @@ def prior_drift(
     impossible += sorted(extra)
     probs = probs / probs.sum()
     fit = goodness_of_fit(observed, probs)
+    if population_size is not None:
+        fit = finite_population(fit, population_size, int(observed.sum()))
     statistic, p_value = (float("inf"), 0.0) if impossible else (fit.statistic, fit.p_value)
     return LabelDriftResult(
         test="labels",
@@ -61,7 +75,18 @@ def prior_drift(
         pooled_classes=fit.pooled,
         label_names=names,
         impossible_labels=tuple(impossible),
+        population_size=population_size,
     )
+
+
+def finite_population(fit: ChiSquare, population_size: int, n: int) -> ChiSquare:
+    """``fit`` of ``n`` labels drawn without replacement from ``population_size``, corrected."""
+    if population_size <= max(n, 1):
+        raise ValueError(f"expected population_size above the {n} labels, got {population_size}")
+    if fit.dof == 0:
+        return fit
+    statistic = fit.statistic * (population_size - 1) / (population_size - n)
+    return replace(fit, statistic=statistic, p_value=float(stats.chi2.sf(statistic, fit.dof)))
 
 
 def label_drift(

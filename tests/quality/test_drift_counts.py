@@ -68,6 +68,30 @@ def test_label_drift_matches_scipy_and_catches_a_prior_shift(
     assert label_drift(shifted, guide).drifted
 
 
+def test_finite_population_correction_restores_the_level(fashion_labels: np.ndarray) -> None:
+    """Batches of 3,000 drawn without replacement from the 10,000 test labels, held against
+    the test set's own class shares: uncorrected the test is far too quiet (f = 0.7)."""
+    names, counts = np.unique(fashion_labels, return_counts=True)
+    shares, size = counts / counts.sum(), fashion_labels.size
+    rng = np.random.default_rng(5)
+    runs, corrected, plain = 400, [], []
+    for _ in range(runs):
+        batch = fashion_labels[rng.choice(size, 3000, replace=False)]
+        observed = np.array([np.sum(batch == name) for name in names])
+        plain.append(prior_drift(observed, shares).p_value)
+        result = prior_drift(observed, shares, population_size=size)
+        corrected.append(result.p_value)
+    reference = stats.chisquare(observed, shares * 3000)
+    assert result.statistic == pytest.approx(reference.statistic * (size - 1) / (size - 3000))
+    assert result.population_size == size
+    low, high = band(runs, 0.05)
+    assert low <= int((np.array(corrected) <= 0.05).sum()) <= high
+    assert int((np.array(plain) <= 0.05).sum()) < low
+    assert stats.kstest(corrected, "uniform").pvalue > 0.001
+    with pytest.raises(ValueError, match="population_size above the 3000 labels"):
+        prior_drift(observed, shares, population_size=3000)
+
+
 def test_zero_prior_and_unknown_labels_are_certain_drift(
     guide: Guide, fashion_labels: np.ndarray
 ) -> None:
