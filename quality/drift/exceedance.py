@@ -52,8 +52,9 @@ def mid_p_table(n_new: int, ks: tuple[int, ...], n_reference: int) -> np.ndarray
     counts = np.arange(n_new + 1)
     rows = []
     for k in ks:
-        null = stats.betabinom(n_new, k, n_reference + 1 - k)
-        rows.append(np.minimum(1.0, null.sf(counts) + 0.5 * null.pmf(counts)))
+        pmf = stats.betabinom(n_new, k, n_reference + 1 - k).pmf(counts)
+        above = np.concatenate([np.cumsum(pmf[::-1])[::-1][1:], [0.0]])  # P(N > count)
+        rows.append(np.minimum(1.0, above + 0.5 * pmf))
     return np.array(rows)
 
 
