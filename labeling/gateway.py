@@ -120,7 +120,13 @@ class LabelStudioGateway:
         if not found:
             with _translated_errors("create project"):
                 return int(self._client.projects.create(title=spec.title, **settings).id)
-        project = found[0]
+        # A create retried after a lost answer can leave twins: keep the oldest one with tasks
+        # (or the oldest), remove the empty others.
+        project = max(found, key=lambda p: (bool(p.task_number), -int(p.id)))
+        for duplicate in found:
+            if duplicate.id != project.id and not duplicate.task_number:
+                with _translated_errors("remove an empty duplicate project"):
+                    self._client.projects.delete(id=duplicate.id)
         if project.description != spec.description:
             with _translated_errors("update project to the new guide"):
                 self._client.projects.update(id=project.id, **settings)
