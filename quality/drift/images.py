@@ -4,14 +4,17 @@ MMD and the KS screen run on the pooled sample's leading principal components (a
 on reference and new together: a symmetric function of the pooled sample, so the permutation
 and rank tests stay exact, and the components are decorrelated, which keeps the KS screen's
 Simes test near its level). Novelty runs on the full embeddings (cosine distance). The batch
-drifts when any of the three rejects at weighted Holm's level: at most ``alpha`` false alarms
-per batch whatever the dependence between the three.
+drifts when any of the three rejects at weighted Sidak-Holm's level (:func:`sidak_holm`): ``alpha``
+false alarms per batch for independent tests (under the null the three are close to it),
+at most ``-log(1 - alpha)`` whatever the dependence; the batch p-value is uniform under the
+null for independent tests, where Holm's capped ``min p_i / w_i`` piles up at 1.
 
 Default weights (:data:`IMAGE_WEIGHTS`): novelty 0.5, MMD 0.3, KS screen 0.2. Novelty is the
 only test aimed at a few odd images in a large batch, which MMD and the screen average away;
 MMD is the omnibus test for any shift of the distribution; the KS screen is a cheap
 per-component screen that mostly duplicates MMD. Equal weights (plain Holm) cost the novelty
-test a factor 3 on the batches only it can see.
+test a factor 3 on the batches only it can see. Weight ``w`` gives a test alone the level
+``1 - (1 - alpha) ** w``.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import torch
 from sklearn.decomposition import PCA
 
 from quality.drift._checks import check_alpha, embedding_pair
-from quality.drift.combine import check_weights, holm
+from quality.drift.combine import check_weights, sidak_holm
 from quality.drift.mmd import mmd_test
 from quality.drift.novelty import NOVELTY_QUANTILES, novelty_test
 from quality.drift.results import ImageDriftResult
@@ -73,9 +76,10 @@ def image_drift(
 ) -> ImageDriftResult:
     """MMD, KS screen and novelty of ``new: (n, D)`` against ``reference: (m, D)`` embeddings.
 
-    ``p_value`` is the smallest weighted-Holm-adjusted p-value of the three (``min p_i / w_i``,
-    capped at 1); ``statistic`` is the smallest raw p-value. ``weights`` maps ``"mmd"``,
-    ``"ks_screen"`` and ``"novelty"`` to positive shares of ``alpha`` summing to 1 (default
+    ``p_value`` is the smallest weighted Sidak-Holm adjusted p-value of the three
+    (``min 1 - (1 - p_i) ** (1 / w_i)``); ``statistic`` is the smallest raw p-value.
+    ``weights`` maps ``"mmd"``, ``"ks_screen"`` and ``"novelty"`` to positive shares of
+    ``alpha`` summing to 1 (default
     :data:`IMAGE_WEIGHTS`). The components keep their own verdicts at ``alpha``; the novelty
     component lists the novel images.
 
@@ -96,7 +100,7 @@ def image_drift(
     screen = ks_screen(xp, yp, alpha=alpha)
     novelty = novelty_test(x, y, alpha=alpha, quantiles=novelty_quantiles, device=device)
     components = [mmd.p_value, screen.p_value, novelty.p_value]
-    p_value = float(holm(components, weights=shares).min())
+    p_value = float(sidak_holm(components, weights=shares).min())
     return ImageDriftResult(
         test="images",
         statistic=min(components),
@@ -105,9 +109,9 @@ def image_drift(
         drifted=p_value <= alpha,
         n_reference=x.shape[0],
         n_new=y.shape[0],
-        control="weighted holm over "
+        control="weighted sidak-holm over "
         + ", ".join(f"{name} ({share:g})" for name, share in zip(IMAGE_TESTS, shares, strict=True))
-        + " (family-wise error <= alpha per batch, whatever the dependence)",
+        + " (false alarms <= alpha per batch for independent tests, <= -log(1 - alpha) for any)",
         mmd=mmd,
         ks_screen=screen,
         novelty=novelty,

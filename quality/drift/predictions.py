@@ -1,8 +1,10 @@
 """Black-box shift detection: a model's predicted classes and confidences against a reference.
 
 Two tests on the model's outputs, predicted-class counts (chi-square homogeneity) and top-class
-confidence (two-sample KS), combined by Holm's method: the batch drifts when either test
-rejects at Holm's level, so the false-alarm rate is at most ``alpha`` whatever their dependence.
+confidence (two-sample KS), combined by Sidak-Holm (:func:`sidak_holm`): the batch drifts when
+either test rejects at its level, so the false-alarm rate is ``alpha`` for independent tests
+(the two are close to it under the null) and at most ``-log(1 - alpha)`` whatever their
+dependence; the batch p-value ``1 - (1 - min p) ** 2`` is uniform under the null.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ import numpy as np
 from scipy import stats
 
 from quality.drift._checks import check_alpha
-from quality.drift.combine import holm
+from quality.drift.combine import sidak_holm
 from quality.drift.counts import homogeneity
 from quality.drift.results import CategoricalDriftResult, DriftResult, PredictionDriftResult
 
@@ -80,7 +82,7 @@ def prediction_drift(
         n_reference=ref.shape[0],
         n_new=new.shape[0],
     )
-    p_value = float(holm([classes.p_value, confidence.p_value]).min())
+    p_value = float(sidak_holm([classes.p_value, confidence.p_value]).min())
     return PredictionDriftResult(
         test="predictions",
         statistic=min(classes.p_value, confidence.p_value),
@@ -89,7 +91,8 @@ def prediction_drift(
         drifted=p_value <= alpha,
         n_reference=ref.shape[0],
         n_new=new.shape[0],
-        control="holm over predicted_classes and confidence (family-wise error <= alpha)",
+        control="sidak-holm over predicted_classes and confidence (false alarms <= alpha if "
+        "independent, <= -log(1 - alpha) for any dependence)",
         classes=classes,
         confidence=confidence,
     )

@@ -159,14 +159,14 @@ class AnnotatorShift:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class AnnotatorDriftResult(DriftResult):
-    """Per-annotator tests with Holm's correction; ``p_value`` is the smallest adjusted one."""
+    """Per-annotator tests, Sidak-Holm corrected; ``p_value`` is the smallest adjusted one."""
 
     annotators: tuple[AnnotatorShift, ...]
 
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class ImageDriftResult(DriftResult):
-    """MMD, the KS screen and novelty on one batch, combined by Holm into one verdict."""
+    """MMD, the KS screen and novelty on one batch, combined by Sidak-Holm into one verdict."""
 
     mmd: MMDResult
     ks_screen: KSScreenResult

@@ -45,9 +45,9 @@ MMD_MAX_PERMUTATIONS = 10_000
 def permutations_for(level: float, configured: int) -> int:
     """Permutations for an MMD test that must be able to reach `level` on its own.
 
-    The image check is a weighted Holm over three tests, so MMD alone decides at
-    ``weight * level``; a permutation p-value is at least ``1 / (P + 1)``: so
-    ``P >= 1 / (weight * level) - 1``, capped.
+    The image check is a weighted Sidak-Holm over three tests, so MMD alone decides at
+    ``1 - (1 - level) ** weight >= weight * level``; a permutation p-value is at least
+    ``1 / (P + 1)``: so ``P >= 1 / (weight * level) - 1`` suffices, capped.
     """
     if level <= 0:
         return configured

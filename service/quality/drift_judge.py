@@ -31,9 +31,10 @@ CONTROL = (
     "alpha / H (alpha = the guide's drift significance {alpha:g}, H = {horizon} checks), so "
     "over all of them the chance of any false alarm of that kind is at most alpha. Within a "
     "check: images combine MMD (permutation test), a KS screen (Benjamini-Hochberg over "
-    "principal components) and novelty by weighted Holm (novelty 0.5, MMD 0.3, KS 0.2); "
+    "principal components) and novelty by weighted Sidak-Holm (novelty 0.5, MMD 0.3, KS 0.2); "
     "predictions combine predicted classes and "
-    "confidences by Holm; annotators are compared with everyone else in the window, Holm over "
+    "confidences by Sidak-Holm; annotators are compared with everyone else in the window, "
+    "Sidak-Holm over "
     "annotators. Novel images are listed by Benjamini-Hochberg at false discovery rate alpha."
 )
 

@@ -33,7 +33,7 @@ def test_screen_flags_the_shifted_dimensions(digits: tuple[np.ndarray, np.ndarra
     result = ks_screen(x, y)
     assert {3, 7} <= set(result.flagged_dimensions) and result.drifted
     assert len(result.flagged_dimensions) <= 3  # BH: false discoveries are allowed, but few
-    direct = stats.ks_2samp(x[:, 3], y[:, 3])
+    direct = stats.ks_2samp(x[:, 3], y[:, 3], method="asymp")  # effective size 277: asymptotic
     assert result.dimension_p_values[3] == pytest.approx(direct.pvalue)
     assert result.p_value == pytest.approx(result.adjusted_p_values.min())
 
@@ -48,6 +48,20 @@ def test_screen_false_alarms_stay_in_a_binomial_band(digits: tuple[np.ndarray, n
         p_values.append(ks_screen(x, y).p_value)
     low, high = stats.binom.ppf([0.001, 0.999], runs, 0.05)
     assert low <= int((np.array(p_values) <= 0.05).sum()) <= high
+    assert stats.kstest(p_values, "uniform").pvalue > 0.01  # Simes' p-value: uniform, not piled
+
+
+def test_screen_uses_exact_p_values_on_small_samples(digits: tuple[np.ndarray, np.ndarray]) -> None:
+    """Below an effective size of 50 the atoms are coarse and the asymptotic law untested."""
+    x, y = digits[0][:100, 20:24], digits[0][100:160, 20:24]  # effective size 37.5
+    small = ks_screen(x, y)
+    exact = stats.ks_2samp(x, y, axis=0, method="exact").pvalue
+    np.testing.assert_allclose(small.dimension_p_values, exact, rtol=1e-12)
+    x, y = digits[0][:300, 20:24], digits[0][300:400, 20:24]  # effective size 75
+    asymptotic = stats.ks_2samp(x, y, axis=0, method="asymp").pvalue
+    np.testing.assert_allclose(ks_screen(x, y).dimension_p_values, asymptotic, rtol=1e-12)
+    forced = ks_screen(x, y, method="exact").dimension_p_values
+    assert np.all(forced >= asymptotic)  # the exact p-value counts the whole atom at d
 
 
 def test_image_drift_combines_three_tests(digits: tuple[np.ndarray, np.ndarray]) -> None:
@@ -59,21 +73,21 @@ def test_image_drift_combines_three_tests(digits: tuple[np.ndarray, np.ndarray])
     assert shifted.drifted and shifted.mmd.p_value == 1 / 200
     components = [shifted.mmd.p_value, shifted.ks_screen.p_value, shifted.novelty.p_value]
     shares = [IMAGE_WEIGHTS[name] for name in ("mmd", "ks_screen", "novelty")]
-    smallest = min(p / w for p, w in zip(components, shares, strict=True))
-    assert shifted.p_value == pytest.approx(min(1.0, smallest))  # weighted Holm's first step
-    assert "weighted holm over mmd (0.3), ks_screen (0.2), novelty (0.5)" in shifted.control
+    smallest = min(1 - (1 - p) ** (1 / w) for p, w in zip(components, shares, strict=True))
+    assert shifted.p_value == pytest.approx(smallest)  # weighted Sidak-Holm's first step
+    assert "weighted sidak-holm over mmd (0.3), ks_screen (0.2), novelty (0.5)" in shifted.control
     report = json.loads(json.dumps(shifted.to_dict()))
     assert report["novelty"]["test"] == "novelty" and len(report["novelty"]["distances"]) == 300
 
 
 def test_image_drift_weights(digits: tuple[np.ndarray, np.ndarray]) -> None:
-    """Equal weights give plain Holm; bad weights are refused before any test runs."""
+    """Equal weights give plain Sidak-Holm; bad weights are refused before any test runs."""
     pixels, labels = digits
     low = pixels[labels < 5]
     third = {name: 1 / 3 for name in IMAGE_WEIGHTS}
     plain = image_drift(low[:600], pixels[1000:1300], n_permutations=99, weights=third)
     components = [plain.mmd.p_value, plain.ks_screen.p_value, plain.novelty.p_value]
-    assert plain.p_value == pytest.approx(min(1.0, 3 * min(components)))
+    assert plain.p_value == pytest.approx(1 - (1 - min(components)) ** 3)
     with pytest.raises(ValueError, match="weights for"):
         image_drift(low[:600], pixels[1000:1300], weights={"mmd": 0.5, "novelty": 0.5})
     with pytest.raises(ValueError, match="summing to 1"):
