@@ -78,6 +78,8 @@ bench: setup bench-references
 	nice -n 10 $(VENV)/bin/python bench/ls_push.py
 	nice -n 10 $(VENV)/bin/python bench/load.py
 	nice -n 10 $(VENV)/bin/python bench/drift.py
+	nice -n 10 $(VENV)/bin/python bench/drift_label_sampling.py
+	$(VENV)/bin/python bench/flow_board.py
 	$(VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q "matplotlib>=3.8"
 	$(VENV)/bin/python bench/al_curve.py
 
