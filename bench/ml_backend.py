@@ -31,7 +31,6 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import uvicorn
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from studio_env import CACHE, RESULTS, start_label_studio
@@ -42,6 +41,7 @@ from labeling.local_server import LocalLabelStudio, free_loopback_port
 from labeling.studio_config import project_spec
 from models.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, write_pngs
 from service.api.app import create_app
+from service.api.serving import served
 from service.auth.keys import create_key
 from service.core.settings import LabelStudioSettings, MlBackendSettings, ModelSettings, Settings
 
@@ -101,19 +101,9 @@ def running_service(
 ) -> Iterator[str]:
     """The service in this process on `port`, its `/predict` calls counted; yields an API key."""
     app = create_app(settings)
-    server = uvicorn.Server(
-        uvicorn.Config(counting(app, calls), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.2)
-    try:
+    with served(counting(app, calls), port):
         with app.state.context.sessions() as session:
             yield create_key(session, "label studio").token.get_secret_value()
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
 
 
 def main() -> None:

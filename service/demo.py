@@ -24,6 +24,7 @@ from guides import Guide
 from labeling.local_server import LocalLabelStudio, free_loopback_port, new_api_token
 from models.datasets import load_fashion_mnist, write_pngs
 from service.api.app import create_app
+from service.api.serving import start_in_thread
 from service.auth.keys import create_key
 from service.core.settings import AnnotatorSettings, Settings
 from service.studio.annotators import provision_annotators
@@ -106,18 +107,6 @@ def start_label_studio(options: DemoOptions, executable: Path) -> LocalLabelStud
             )
         )
     console.print(f"Label Studio is up at {server.url}", soft_wrap=True)
-    return server
-
-
-def start_service(app: FastAPI, port: int) -> uvicorn.Server:
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, name="activelabel-service", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the service did not start; see the log above")
-        time.sleep(0.1)
     return server
 
 
@@ -305,7 +294,7 @@ def run_demo(options: DemoOptions, settings: Settings) -> None:
         )
         app = create_app(configured)
         with console.status("loading the model and starting the service"):
-            server = start_service(app, port)
+            server, _ = start_in_thread(app, port)
         context = app.state.context
         materialize_gold(root / "images/gold", context.guide)
         with console.status("creating the annotator logins in Label Studio"):

@@ -18,6 +18,18 @@ from service.core.settings import LabelStudioSettings, ModelSettings, Settings
 
 # Small inputs keep the CPU-only suite quick; the demo and benchmarks use the default 224.
 TEST_IMAGE_SIZE = 96
+# Headless Chromium from Debian, offline: the browser tests launch it with these.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 POOL_SIZE = 240
 
 

@@ -3,31 +3,28 @@
 from __future__ import annotations
 
 import os
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import httpx
 import pytest
-import uvicorn
 from fastapi.testclient import TestClient
 
 from labeling.local_server import free_loopback_port
 from service.api.app import create_app
+from service.api.serving import served as serving
 from service.auth.keys import create_key
 from service.core.orm import utcnow
 from service.flow.tasks import push_times
 from service.quality.run import run_agreement
 from tests.flow.conftest import Flow, service_settings
-from tests.helpers import ImagePool, register_pool
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, ImagePool, register_pool
 
 if TYPE_CHECKING:
     from playwright.sync_api import Page
 
 SCREENSHOT_ENV = "ACTIVELABEL_WRITE_DOCS_SCREENSHOT"  # set to 1 to refresh the README's picture
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
 
 
 @pytest.fixture
@@ -38,22 +35,12 @@ def served(tmp_path: Path, fashion_pool: ImagePool, gold_dir: Path) -> Iterator[
         tmp_path, fashion_pool, gold_dir, public_url=f"http://127.0.0.1:{port}"
     )
     app = create_app(settings)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.1)
-    try:
+    with serving(app, port):
         with app.state.context.sessions() as session:
             key = create_key(session, "board test").token.get_secret_value()
         client = TestClient(app)  # in process, on the started app (no second lifespan)
         client.headers["Authorization"] = f"Bearer {key}"
         yield Flow(client, fashion_pool)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def start_flow(flow: Flow) -> dict[int, int]:
@@ -97,7 +84,7 @@ def test_the_board_shows_live_counts_and_follows_an_answer_without_reloading(
     expected = {c["name"]: c["count"] for c in flow.client.get("/v1/board").json()["columns"]}
     url = flow.client.post("/v1/board/link").json()["url"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1300, "height": 1000})
             response = page.goto(url, wait_until="load")  # no key: the signed link alone

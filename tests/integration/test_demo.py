@@ -22,22 +22,12 @@ from labeling.accounts import login_token
 from labeling.local_server import copy_data_dir, is_healthy
 from service.core.settings import QualitySettings
 from service.learning.gold import gold_count
-from tests.helpers import TEST_IMAGE_SIZE
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, TEST_IMAGE_SIZE
 from tests.integration.conftest import StudioTemplate
 from tests.integration.studio_http import StudioClient
 
 pytestmark = pytest.mark.integration
 DEMO_IMAGES, DEMO_K = 300, 10
-BROWSER = [  # headless Chromium, offline
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 @dataclass(frozen=True)
@@ -213,7 +203,7 @@ def test_annotator_sees_the_image_with_the_suggestion_preselected(
     first = min(studio.tasks(project_id_of(demo)), key=lambda t: t["id"])
     suggested = first["predictions"][0]["result"][0]["value"]["choices"][0]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{demo.studio_url}/user/login/")
@@ -256,7 +246,7 @@ def test_an_annotator_corrects_the_top_task_by_hotkey_and_the_service_has_it_in_
     guide = load_guide(example_guide_path("fashion-mnist"))
     other = next(label for label in guide.labels if label.name != top["predicted_label"])
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 900})
             page.goto(f"{demo.studio_url}/user/login/")

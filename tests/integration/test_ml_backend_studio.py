@@ -8,7 +8,6 @@ Data Manager and "Start training" in the model settings.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -18,7 +17,6 @@ from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from pydantic import SecretStr
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +25,7 @@ from labeling.local_server import LocalLabelStudio, free_loopback_port
 from labeling.studio_config import project_spec
 from models.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, write_pngs
 from service.api.app import create_app
+from service.api.serving import served
 from service.auth.keys import create_key
 from service.context import ServiceContext
 from service.core.settings import LabelStudioSettings, MlBackendSettings
@@ -109,39 +108,33 @@ def live(
         )
         app = create_app(settings)
         calls = PredictCalls()
-        config = uvicorn.Config(counting(app, calls), host="127.0.0.1", port=port, lifespan="on")
-        server = uvicorn.Server(config)
-        thread = threading.Thread(target=server.run, daemon=True)
-        thread.start()
-        _until(lambda: server.started, "the service to start", timeout_s=120)
-        context: ServiceContext = app.state.context
-        with context.sessions() as session:
-            key = create_key(session, "label studio").token.get_secret_value()
-        api = httpx.Client(
-            base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
-        )
-        _register_and_seed(api, fashion_pool)
-        config_xml = build_label_config(project_spec(context.guide, title="admin's project"))
-        project = studio.http.post(
-            "/api/projects", json={"title": "admin's project", "label_config": config_xml}
-        ).raise_for_status()
-        try:
-            yield Live(
-                context,
-                api,
-                key,
-                f"http://127.0.0.1:{port}/v1/ml-backend",
-                calls,
-                host,
-                studio,
-                int(project.json()["id"]),
-                tmp / "new",
-                [int(x) for x in labels[:NEW_IMAGES]],
+        with served(counting(app, calls), port):
+            context: ServiceContext = app.state.context
+            with context.sessions() as session:
+                key = create_key(session, "label studio").token.get_secret_value()
+            api = httpx.Client(
+                base_url=f"http://127.0.0.1:{port}", headers={"Authorization": f"Bearer {key}"}
             )
-        finally:
-            api.close()
-            server.should_exit = True
-            thread.join(timeout=30)
+            _register_and_seed(api, fashion_pool)
+            config_xml = build_label_config(project_spec(context.guide, title="admin's project"))
+            project = studio.http.post(
+                "/api/projects", json={"title": "admin's project", "label_config": config_xml}
+            ).raise_for_status()
+            try:
+                yield Live(
+                    context,
+                    api,
+                    key,
+                    f"http://127.0.0.1:{port}/v1/ml-backend",
+                    calls,
+                    host,
+                    studio,
+                    int(project.json()["id"]),
+                    tmp / "new",
+                    [int(x) for x in labels[:NEW_IMAGES]],
+                )
+            finally:
+                api.close()
 
 
 def _register_and_seed(api: httpx.Client, pool: ImagePool) -> None:

@@ -173,6 +173,13 @@ def assert_one_task_per_content(
     assert all(item.task_id == task_of[hashes[item.image_id]] for item in items)
 
 
+def pushed_entry(client: TestClient, round_id: int) -> dict:
+    """The round's one `task.pushed` audit entry."""
+    params = {"action": "task.pushed", "subject_type": "round", "subject_id": str(round_id)}
+    (entry,) = client.get("/v1/audit", params=params).json()["items"]
+    return dict(entry)
+
+
 def test_a_lost_answer_is_found_in_label_studio_not_imported_again(
     tmp_path: Path, fashion_pool: ImagePool, server: LocalLabelStudio
 ) -> None:
@@ -186,8 +193,7 @@ def test_a_lost_answer_is_found_in_label_studio_not_imported_again(
         assert job["status"] == "succeeded" and job["attempts"] == 1, job
         assert faults.imports == 3  # 590 tasks in chunks of 200; the lost one was never resent
         assert_one_task_per_content(client, server, round_id, images)
-        params = {"action": "task.pushed", "subject_type": "round", "subject_id": str(round_id)}
-        (entry,) = client.get("/v1/audit", params=params).json()["items"]
+        entry = pushed_entry(client, round_id)
         assert (entry["after"]["recovered"], entry["after"]["retries"]) == (200, 1), entry
         assert entry["after"]["tasks_created"] == images - COPIES
 
@@ -211,7 +217,6 @@ def test_label_studio_killed_mid_push_leaves_one_task_per_image(
             assert json.dumps(job["error"]).count("label_studio_unavailable"), job
             assert push(client, round_id)["status"] == "succeeded"
         # The kill was met by a chunk's backoff (Label Studio back within it) or a new attempt.
-        params = {"action": "task.pushed", "subject_type": "round", "subject_id": str(round_id)}
-        (entry,) = client.get("/v1/audit", params=params).json()["items"]
+        entry = pushed_entry(client, round_id)
         assert job["attempts"] >= 2 or entry["after"]["retries"] >= 1, (job, entry)
         assert_one_task_per_content(client, server, round_id, images)

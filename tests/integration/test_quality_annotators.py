@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,7 +22,6 @@ import httpx
 import krippendorff
 import numpy as np
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from guides import Guide, example_guide_path, load_guide
@@ -31,13 +29,14 @@ from labeling.accounts import AnnotatorAccount
 from labeling.local_server import LocalLabelStudio, free_loopback_port
 from models.datasets import FASHION_MNIST_CLASSES
 from service.api.app import create_app
+from service.api.serving import served
 from service.auth.keys import create_key
 from service.context import ServiceContext
 from service.core.orm import Annotation
 from service.core.settings import QualitySettings, Settings
 from service.demo import materialize_gold
 from service.studio.annotators import provision_annotators
-from tests.helpers import ImagePool, make_settings
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, ImagePool, make_settings
 from tests.integration.studio_http import StudioClient
 
 pytestmark = pytest.mark.integration
@@ -87,23 +86,13 @@ def serve(settings: Settings) -> Iterator[tuple[ServiceContext, httpx.Client]]:
     """The service on a loopback port (Label Studio delivers webhooks to it) and a client."""
     app = create_app(settings)
     port = int(settings.public_url.rsplit(":", 1)[1])
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 120
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the service did not start"
-        time.sleep(0.1)
-    try:
+    with served(app, port):
         ctx: ServiceContext = app.state.context
         with ctx.sessions() as session:
             key = create_key(session, "quality test").token.get_secret_value()
         headers = {"Authorization": f"Bearer {key}"}
         with httpx.Client(base_url=settings.public_url, headers=headers, timeout=60) as client:
             yield ctx, client
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def finish(client: httpx.Client, started: httpx.Response) -> dict[str, Any]:
@@ -406,9 +395,8 @@ def test_html_report_renders_with_its_plots_in_chromium(scenario: Scenario, tmp_
     from playwright.sync_api import sync_playwright
 
     url = f"{scenario.ctx.settings.public_url}/v1/reports/{scenario.report['id']}.html"
-    args = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"]
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path="/usr/bin/chromium", args=args)
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             page = browser.new_page(viewport={"width": 1200, "height": 900})
             key = scenario.service.headers["Authorization"]

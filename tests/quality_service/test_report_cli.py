@@ -3,17 +3,16 @@
 from __future__ import annotations
 
 import socket
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from typer.testing import CliRunner
 
 from service.api.app import create_app
+from service.api.serving import served as serving
 from service.auth.keys import create_key
 from service.cli import app as cli
 from tests.helpers import ImagePool
@@ -36,20 +35,10 @@ def served(
     settings = drift_settings(tmp_path, fashion_pool, drift_sets, None, drift_after_ingestion=False)
     app = create_app(settings)
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.1)
-    with app.state.context.sessions() as session:
-        token = create_key(session, "cli test").token.get_secret_value()
-    try:
-        yield url, token
-    finally:
-        server.should_exit = True
-        thread.join(timeout=60)
+    with serving(app, port):
+        with app.state.context.sessions() as session:
+            token = create_key(session, "cli test").token.get_secret_value()
+        yield f"http://127.0.0.1:{port}", token
 
 
 def register(url: str, key: str, folder: Path) -> None:

@@ -14,15 +14,12 @@ import json
 import select as select_module
 import shutil
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import uvicorn
 import yaml
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
@@ -37,6 +34,7 @@ from models.datasets import FASHION_MNIST_CLASSES
 from models.embedding import EmbeddingResult
 from models.images import load_rgb
 from service.api.app import create_app
+from service.api.serving import served
 from service.audit.tables import AuditEntry
 from service.auth.keys import create_key
 from service.core.orm import Annotation, Image, ModelVersion, Round
@@ -204,18 +202,8 @@ def _readable(conn: socket.socket) -> bool:
 def running(app: FastAPI) -> Iterator[int]:
     """The app served by uvicorn on a free loopback port, in a thread; yields the port."""
     port = free_loopback_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + 120
-        while not server.started and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert server.started, "the server did not start"
+    with served(app, port):
         yield port
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
 
 
 def test_reordered_replayed_and_unknown_label_webhooks_never_label_what_they_should_not(
