@@ -20,11 +20,13 @@ from torch import nn
 
 from models.backbone import Backbone
 from models.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist
+from models.exported import exported_runner
 from models.head import TrainedHead
 from models.inference import InferencePlan, forward_uint8, normaliser, plan_inference
 from models.training import train_head
 
 CPU = torch.device("cpu")
+Runnable = Callable[[torch.Tensor], torch.Tensor]
 
 
 def fashion_pixels(split: str, n: int, size: int, seed: int) -> tuple[torch.Tensor, np.ndarray]:
@@ -36,7 +38,7 @@ def fashion_pixels(split: str, n: int, size: int, seed: int) -> tuple[torch.Tens
     return pixels.to(torch.uint8).expand(-1, 3, -1, -1).contiguous(), labels[chosen]
 
 
-def embed(module: nn.Module, backbone: Backbone, pixels: torch.Tensor, plan: InferencePlan):
+def embed(module: Runnable, backbone: Backbone, pixels: torch.Tensor, plan: InferencePlan):
     """``(embeddings (n, D), images/s)`` of ``module`` on ``pixels`` under ``plan``."""
     norm = normaliser(backbone, CPU)
     with torch.inference_mode():
@@ -58,21 +60,28 @@ def trained_head(backbone: Backbone, n: int = 200) -> TrainedHead:
 
 
 def compare_cpu_paths(
-    backbone: Backbone, head: TrainedHead, *, n: int = 128, int8: bool, compile_: bool
+    backbone: Backbone, head: TrainedHead, *, n: int = 128, fx_int8: bool, compile_: bool
 ) -> list[dict[str, object]]:
     """One row per path: images/s of the model alone and its agreement with fp32."""
     pixels, _ = fashion_pixels("test", n, backbone.image_size, seed=1)
     contiguous = copy.deepcopy(backbone.module).to(memory_format=torch.contiguous_format)
     channels_last = backbone.module.to(CPU, memory_format=torch.channels_last)
     bf16 = torch.bfloat16
-    paths: list[tuple[str, Callable[[], nn.Module], InferencePlan]] = [
+    onnx = "onnxruntime"
+    paths: list[tuple[str, Callable[[], Runnable], InferencePlan]] = [
         ("fp32, contiguous", lambda: contiguous, InferencePlan(CPU, None, 1)),
         ("fp32, channels-last", lambda: channels_last, InferencePlan(CPU, None, 4)),
         ("fp32, channels-last", lambda: channels_last, InferencePlan(CPU, None, 64)),
+        ("bf16 autocast, channels-last", lambda: channels_last, InferencePlan(CPU, bf16, 4)),
         ("bf16 autocast, channels-last", lambda: channels_last, InferencePlan(CPU, bf16, 16)),
         ("bf16 autocast, channels-last", lambda: channels_last, InferencePlan(CPU, bf16, 64)),
+        ("ONNX Runtime fp32", lambda: exported(backbone), InferencePlan(CPU, None, 4, onnx)),
+        ("ONNX Runtime fp32", lambda: exported(backbone), InferencePlan(CPU, None, 16, onnx)),
+        ("ONNX Runtime fp32", lambda: exported(backbone), InferencePlan(CPU, None, 64, onnx)),
+        ("ONNX Runtime int8", lambda: exported(backbone, True), InferencePlan(CPU, None, 8, onnx)),
+        ("ONNX Runtime int8", lambda: exported(backbone, True), InferencePlan(CPU, None, 16, onnx)),
     ]
-    if int8:
+    if fx_int8:
         paths.append(
             ("int8 static (FX, x86)", lambda: quantised(backbone), InferencePlan(CPU, None, 16))
         )
@@ -96,6 +105,14 @@ def compare_cpu_paths(
         )
         print(f"  {name}, slice {plan.slice_size}: {rows[-1]}", flush=True)
     return rows
+
+
+def exported(backbone: Backbone, int8: bool = False) -> Runnable:
+    """The ONNX Runtime runner of ``backbone`` (exported on first use, then cached)."""
+    runner = exported_runner(backbone, int8=int8)
+    if runner is None:
+        raise RuntimeError("onnx and onnxruntime are needed for the ONNX Runtime rows")
+    return runner
 
 
 def agreement(reference: np.ndarray, out: np.ndarray, head: TrainedHead) -> dict[str, float]:

@@ -2,17 +2,18 @@
 
 In one run, on the same images and the same EfficientNet-Lite0 (224 px):
 
-* project: ``models.embed_images`` (on the CPU: decoding in a DataLoader worker beside bf16
-  autocast on channels-last slices; on CUDA: nvJPEG batch decoding overlapped with the bf16
-  model), then the head's probabilities and their entropy;
+* project: ``models.embed_images`` on its default path (on the CPU: the ONNX Runtime export in
+  fp32 on slices of 16; on CUDA: nvJPEG batch decoding overlapped with the bf16 model) and, on
+  the CPU, on its opt-in int8 path, then the head's probabilities and their entropy;
 * naive: a per-image loop (PIL decode, fp32, batch of 1), the way a simple backend scores.
 
 Each is timed ``--rounds`` times, interleaved, and the best round of each is kept (the
-machine may be shared). A model-only table compares the CPU paths (fp32 by slice size, bf16
-autocast, optionally int8 static quantisation and torch.compile) with their agreement with
-fp32: embedding cosine and a trained head's top-1 predictions. With CUDA (or ``--gpu-only``
-on a GPU machine) it also measures the GPU path on 256 px JPEGs and the GPU decode-only
-ceiling (the same reading, decoding and resizing without the model).
+machine may be shared). A model-only table compares the CPU paths (eager fp32 by slice size,
+bf16 autocast, the ONNX Runtime export in fp32 and int8, optionally torch.ao's FX int8 and
+torch.compile) with their agreement with eager fp32: embedding cosine and a trained head's
+top-1 predictions. With CUDA (or ``--gpu-only`` on a GPU machine) it also measures the GPU
+path on 256 px JPEGs and the GPU decode-only ceiling (the same reading, decoding and
+resizing without the model).
 
 Imports only ``models`` (torch, torchvision, numpy, pillow), so it runs on a GPU machine
 without the web stack. Writes ``bench/results/throughput.json``; ``--gpu-only`` adds the GPU
@@ -46,6 +47,7 @@ from models.embedding import embed_images  # noqa: E402
 from models.gpu_decode import DecodeOptions, iter_device_batches  # noqa: E402
 from models.head import TrainedHead  # noqa: E402
 from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: E402
+from models.inference import InferencePlan, plan_inference  # noqa: E402
 from models.uncertainty import entropy  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "throughput.json"
@@ -57,7 +59,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--table-n", type=int, default=128, help="images per CPU path row")
     parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--int8", action="store_true", help="add int8 static quantisation")
+    parser.add_argument("--fx-int8", action="store_true", help="add torch.ao FX int8 (slow)")
     parser.add_argument("--compile", action="store_true", help="add torch.compile (slow)")
     parser.add_argument("--gpu-only", action="store_true", help="GPU figures only, merged")
     parser.add_argument("--gpu-n", type=int, default=4096)
@@ -115,32 +117,52 @@ def image_sets(workdir: Path, n: int) -> dict[str, list[Path]]:
 
 
 def cpu_figures(args: argparse.Namespace, backbone: Backbone, head: TrainedHead) -> dict:
+    """End-to-end rates of the naive loop, the default path and the opt-in int8 path."""
     cpu = torch.device("cpu")
     figures: dict[str, object] = {}
     with tempfile.TemporaryDirectory(prefix="throughput-") as folder:
         for name, paths in image_sets(Path(folder), args.n).items():
             print(f"CPU, {len(paths)} {name} images", flush=True)
+            options = {"device": cpu, "batch_size": args.batch_size}
             rates = best_of(
                 args.rounds,
                 {
                     "naive": lambda p=paths: run_naive(p, backbone, head),
-                    "project": lambda p=paths: run_project(
-                        p, backbone, head, device=cpu, batch_size=args.batch_size
+                    "default": lambda p=paths, o=options: run_project(p, backbone, head, **o),
+                    "int8": lambda p=paths, o=options: run_project(
+                        p, backbone, head, precision="int8", **o
                     ),
                 },
             )
-            figures[f"cpu_{name}_images_per_s"] = round(rates["project"], 1)
-            figures[f"cpu_{name}_naive_images_per_s"] = round(rates["naive"], 1)
-    project = min(figures["cpu_png_images_per_s"], figures["cpu_jpeg_images_per_s"])
-    naive = max(figures["cpu_png_naive_images_per_s"], figures["cpu_jpeg_naive_images_per_s"])
+            for path, rate in rates.items():
+                figures[f"cpu_{name}_{path}_images_per_s"] = round(rate, 1)
+    return {**summary(figures), **figures, "cpu_threads": torch.get_num_threads()}
+
+
+def summary(figures: dict[str, object]) -> dict[str, object]:
+    """The issue's fields: the slower image set of each path against the faster naive one."""
+    cpu = torch.device("cpu")
+
+    def rate(path: str, pick: Callable[..., float]) -> float:
+        return pick(figures[f"cpu_{kind}_{path}_images_per_s"] for kind in ("png", "jpeg"))
+
+    naive, default, fastest = rate("naive", max), rate("default", min), rate("int8", min)
     return {
-        "cpu_images_per_s": project,
+        "cpu_images_per_s": fastest,
         "cpu_naive_images_per_s": naive,
-        "cpu_speedup_vs_naive": round(project / naive, 2),
-        **figures,
-        "cpu_threads": torch.get_num_threads(),
+        "cpu_speedup_vs_naive": round(fastest / naive, 2),
+        "cpu_path": describe(plan_inference(cpu, "int8")) + " (opt-in: precision int8)",
+        "cpu_default_images_per_s": default,
+        "cpu_default_speedup_vs_naive": round(default / naive, 2),
+        "cpu_default_path": describe(plan_inference(cpu)),
         "cpu_cores": os.cpu_count(),
     }
+
+
+def describe(plan: InferencePlan) -> str:
+    """Runtime, precision and slice size of ``plan`` in words."""
+    runtime = "ONNX Runtime" if plan.runtime == "onnxruntime" else "PyTorch eager"
+    return f"{runtime} {plan.precision}, slices of {plan.slice_size}"
 
 
 def gpu_figures(args: argparse.Namespace, backbone: Backbone, head: TrainedHead) -> dict:
@@ -193,7 +215,7 @@ def main() -> None:
     else:
         print("CPU paths, model only", flush=True)
         table = compare_cpu_paths(
-            backbone, head, n=args.table_n, int8=args.int8, compile_=args.compile
+            backbone, head, n=args.table_n, fx_int8=args.fx_int8, compile_=args.compile
         )
         figures.update(cpu_figures(args, backbone, head))
         figures["cpu_paths"] = table

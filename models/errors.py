@@ -38,6 +38,12 @@ class DeviceUnavailable(ModelError):
     code = "device_unavailable"
 
 
+class RuntimeUnavailable(ModelError):
+    """The requested inference path (int8 through ONNX Runtime) cannot run here."""
+
+    code = "runtime_unavailable"
+
+
 class ImageDecodeError(ModelError):
     """An image file could not be decoded.
 

@@ -1,42 +1,56 @@
-"""How a frozen backbone runs on a device: numeric precision, memory layout, micro-batches.
+"""How a frozen backbone runs on a device: runtime, numeric precision, layout, micro-batches.
 
-On a CPU with native bf16 (AVX-512 BF16 or AMX), bf16 autocast on channels-last batches of
-64 is the fastest path that keeps a head's predictions (EfficientNet-Lite0 at 224 px on a
-quiet 2-core AVX-512 BF16 EPYC: about 70 images/s against 46 for fp32 one image at a time;
-99% top-1 agreement with fp32, embedding cosine >= 0.995; see docs/benchmarks.md). fp32 runs
-on slices of 4 images, since its larger batches outgrow the caches. CUDA runs bf16 on whole
-batches. ``precision="fp32"`` forces full precision anywhere.
+On the CPU the fastest path that keeps the predictions is ONNX Runtime in fp32 on slices of
+16 images, when ``onnx`` and ``onnxruntime`` are installed (``models.exported``;
+EfficientNet-Lite0 at 224 px on a quiet 2-core AVX-512 BF16 EPYC: about 170 images/s,
+embeddings within cosine 0.99999 of eager fp32). Without them, bf16 autocast on channels-last
+slices of 4 where the CPU computes bf16 natively (about 150 images/s; 99% top-1 agreement with
+fp32, embedding cosine >= 0.995), else eager fp32 on slices of 4. See docs/benchmarks.md.
+Faster still, and opt-in: ``precision="int8"`` runs the static int8 quantisation of the
+export (about 2x its fp32 speed, within the tolerance stated in ``models.quantized``).
+CUDA runs bf16 on whole batches. ``precision="fp32"`` forces eager full precision anywhere.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 import torch
-from torch import nn
 
 from models.backbone import Backbone
+from models.errors import RuntimeUnavailable
+from models.exported import exported_runner, onnx_runtime_available
 
-Precision = Literal["auto", "fp32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+Precision = Literal["auto", "fp32", "bf16", "int8"]
+PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16", "int8")
+Runtime = Literal["torch", "onnxruntime"]
 CPU_FP32_SLICE = 4
-CPU_BF16_SLICE = 64
+CPU_BF16_SLICE = 4
+CPU_ONNX_SLICE = 16
+CPU_INT8_SLICE = 16
 
 
 @dataclass(frozen=True)
 class InferencePlan:
     """Where and how the model runs: ``dtype`` is the autocast type (None: plain fp32).
 
-    ``slice_size`` caps the images per forward pass (None: the whole batch).
+    ``slice_size`` caps the images per forward pass (None: the whole batch). ``runtime``
+    ``"onnxruntime"`` runs the exported backbone (``models.exported``): in fp32, or its
+    static int8 quantisation when ``int8``.
     """
 
     device: torch.device
     dtype: torch.dtype | None
     slice_size: int | None
+    runtime: Runtime = "torch"
+    int8: bool = False
 
     @property
     def precision(self) -> str:
+        if self.int8:
+            return "int8"
         return "fp32" if self.dtype is None else "bf16"
 
 
@@ -47,14 +61,30 @@ def cpu_has_fast_bf16() -> bool:
     return any(getattr(cpu, name, lambda: False)() for name in checks)
 
 
-def plan_inference(device: torch.device, precision: Precision = "auto") -> InferencePlan:
-    """The plan for ``device``: ``"auto"`` is bf16 on CUDA and on CPUs with native bf16.
+def plan_inference(
+    device: torch.device, precision: Precision = "auto", *, exported: bool | None = None
+) -> InferencePlan:
+    """The plan for ``device``.
 
-    ``"fp32"`` forces full precision (bit-comparable to earlier runs); ``"bf16"`` forces
-    bfloat16 autocast. Raises ValueError for another precision name.
+    ``"auto"`` is ONNX Runtime fp32 on the CPU when ``exported`` (default: when ``onnx`` and
+    ``onnxruntime`` are installed), else bf16 on CUDA and on CPUs with native bf16, else
+    fp32. ``"fp32"`` forces eager full precision (bit-comparable to earlier runs); ``"bf16"``
+    forces bfloat16 autocast; ``"int8"`` (CPU only, opt-in) runs the static int8 export,
+    within the tolerance stated in ``models.quantized``. Raises ValueError for another
+    precision name and :class:`RuntimeUnavailable` for int8 off the CPU or without ONNX Runtime.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"expected precision in {PRECISIONS}, got {precision!r}")
+    available = onnx_runtime_available() if exported is None else exported
+    if precision == "int8":
+        if device.type != "cpu" or not available:
+            raise RuntimeUnavailable(
+                f"int8 runs on the CPU through ONNX Runtime (onnx and onnxruntime installed); "
+                f"device {device.type}, ONNX Runtime {'present' if available else 'missing'}"
+            )
+        return InferencePlan(device, None, CPU_INT8_SLICE, "onnxruntime", int8=True)
+    if precision == "auto" and device.type == "cpu" and available:
+        return InferencePlan(device, None, CPU_ONNX_SLICE, "onnxruntime")
     if precision == "auto":
         fast = device.type == "cuda" or (device.type == "cpu" and cpu_has_fast_bf16())
         precision = "bf16" if fast else "fp32"
@@ -64,9 +94,22 @@ def plan_inference(device: torch.device, precision: Precision = "auto") -> Infer
     return InferencePlan(device, dtype, CPU_BF16_SLICE if dtype else CPU_FP32_SLICE)
 
 
-def prepare_module(backbone: Backbone, plan: InferencePlan) -> nn.Module:
-    """Move the backbone's module to the plan's device in channels-last layout (in place)."""
-    return backbone.module.to(plan.device, memory_format=torch.channels_last)
+def prepare_module(
+    backbone: Backbone, plan: InferencePlan
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], InferencePlan]:
+    """What runs the plan, and the plan it runs (eager fp32 when the export is unavailable).
+
+    Eager: the backbone's module, moved to the plan's device in channels-last layout (in
+    place). ONNX Runtime: the cached export's runner (``models.exported``).
+    """
+    if plan.runtime == "onnxruntime":
+        runner = exported_runner(backbone, int8=plan.int8)
+        if runner is not None:
+            return runner, plan
+        if plan.int8:  # embeddings must not silently change kind
+            raise RuntimeUnavailable(f"the int8 export of {backbone.backbone_id} failed (logged)")
+        plan = plan_inference(plan.device, "auto", exported=False)
+    return backbone.module.to(plan.device, memory_format=torch.channels_last), plan
 
 
 def normaliser(backbone: Backbone, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -77,7 +120,7 @@ def normaliser(backbone: Backbone, device: torch.device) -> tuple[torch.Tensor, 
 
 
 def forward_uint8(
-    module: nn.Module,
+    module: Callable[[torch.Tensor], torch.Tensor],
     pixels: torch.Tensor,
     norm: tuple[torch.Tensor, torch.Tensor],
     plan: InferencePlan,
@@ -95,13 +138,16 @@ def forward_uint8(
 
 
 def _forward_part(
-    module: nn.Module,
+    module: Callable[[torch.Tensor], torch.Tensor],
     pixels: torch.Tensor,
     norm: tuple[torch.Tensor, torch.Tensor],
     plan: InferencePlan,
 ) -> torch.Tensor:
     x = pixels.to(plan.device, non_blocking=True).float()
-    x = torch.addcmul(norm[1], x, norm[0]).contiguous(memory_format=torch.channels_last)
+    x = torch.addcmul(norm[1], x, norm[0])
+    if plan.runtime == "onnxruntime":
+        return module(x.contiguous())
+    x = x.contiguous(memory_format=torch.channels_last)
     if plan.dtype is None:
         return module(x).float()
     with torch.autocast(plan.device.type, dtype=plan.dtype):

@@ -51,7 +51,9 @@ class ModelRuntime:
 
     @property
     def backbone_id(self) -> str:
-        return self.backbone.backbone_id
+        """The backbone's id; int8 embeddings differ, so that path gets its own id."""
+        suffix = "+int8" if self.settings.precision == "int8" else ""
+        return self.backbone.backbone_id + suffix
 
     def embed(
         self, paths: Sequence[str | Path], *, progress: Callable[[int, int], None] | None = None
@@ -63,6 +65,7 @@ class ModelRuntime:
             device=self.device,
             batch_size=self.settings.batch_size,
             num_workers=self.settings.num_workers,
+            precision=self.settings.precision,
             max_pixels=self.max_pixels,
             progress=progress,
         )

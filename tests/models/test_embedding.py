@@ -8,9 +8,13 @@ from PIL import Image
 from models.backbone import Backbone, BackboneSpec, load_backbone
 from models.datasets import FASHION_MNIST_CLASSES
 from models.embedding import ImageFailure, embed_images
+from models.errors import RuntimeUnavailable
+from models.exported import exported_runner, onnx_runtime_available
 from models.inference import (
     CPU_BF16_SLICE,
     CPU_FP32_SLICE,
+    CPU_INT8_SLICE,
+    CPU_ONNX_SLICE,
     InferencePlan,
     cpu_has_fast_bf16,
     forward_uint8,
@@ -107,8 +111,9 @@ def test_bad_arguments_are_rejected(small_lite0: Backbone) -> None:
 
 def test_the_cpu_runs_bf16_only_where_it_computes_bf16_natively() -> None:
     cpu = torch.device("cpu")
-    auto = plan_inference(cpu)
-    assert auto.precision == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    eager = plan_inference(cpu, exported=False)
+    assert eager.precision == ("bf16" if cpu_has_fast_bf16() else "fp32")
+    assert eager.runtime == "torch"
     assert plan_inference(cpu, "fp32") == InferencePlan(cpu, None, CPU_FP32_SLICE)
     assert plan_inference(cpu, "bf16") == InferencePlan(cpu, torch.bfloat16, CPU_BF16_SLICE)
 
@@ -123,7 +128,8 @@ def test_bf16_keeps_a_trained_heads_predictions(probe_data, lite0: Backbone) -> 
     pixels = torch.nn.functional.interpolate(pixels.float(), size=(224, 224), mode="bilinear")
     pixels = pixels.round().to(torch.uint8)
     cpu = torch.device("cpu")
-    module, norm = prepare_module(lite0, plan_inference(cpu)), normaliser(lite0, cpu)
+    module, _ = prepare_module(lite0, plan_inference(cpu, "fp32"))
+    norm = normaliser(lite0, cpu)
     with torch.inference_mode():
         fp32 = forward_uint8(module, pixels, norm, plan_inference(cpu, "fp32")).numpy()
         bf16 = forward_uint8(module, pixels, norm, plan_inference(cpu, "bf16")).numpy()
@@ -154,3 +160,105 @@ def test_cuda_bfloat16_embeddings_match_cpu_float32(png_pool: list[Path]) -> Non
     a, b = cpu.embeddings.astype(np.float64), gpu.embeddings.astype(np.float64)
     cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert cosine.min() > 0.99, cosine.min()
+
+
+def test_the_cpu_runs_the_onnx_export_when_onnx_runtime_is_installed(
+    png_pool: list[Path], small_lite0: Backbone
+) -> None:
+    assert onnx_runtime_available()  # a runtime dependency: the fast CPU path must be there
+    cpu = torch.device("cpu")
+    assert plan_inference(cpu) == InferencePlan(cpu, None, CPU_ONNX_SLICE, "onnxruntime")
+    assert plan_inference(cpu, "fp32").runtime == "torch"  # eager, bit-comparable
+    fast = embed_images(png_pool[:20], small_lite0, device=cpu, batch_size=8)
+    eager = embed_images(png_pool[:20], small_lite0, device=cpu, batch_size=8, precision="fp32")
+    assert (fast.runtime, fast.precision, eager.runtime) == ("onnxruntime", "fp32", "torch")
+    assert fast.indices == eager.indices
+    np.testing.assert_allclose(fast.embeddings, eager.embeddings, rtol=1e-3, atol=1e-3)
+
+
+def test_the_onnx_export_matches_eager_fp32_on_real_images(probe_data, lite0: Backbone) -> None:
+    """The stated tolerance of the ONNX Runtime path: every embedding within cosine 0.9999
+    of eager fp32, and a trained head predicts the same class for every image."""
+    pixels = torch.from_numpy(probe_data.test_pixels[:48])[:, None].expand(-1, 3, -1, -1)
+    pixels = torch.nn.functional.interpolate(pixels.float(), size=(224, 224), mode="bilinear")
+    pixels = pixels.round().to(torch.uint8)
+    cpu = torch.device("cpu")
+    norm = normaliser(lite0, cpu)
+    runner, plan = prepare_module(lite0, plan_inference(cpu))
+    assert plan.runtime == "onnxruntime" and runner.source.exists()
+    with torch.inference_mode():
+        exported = forward_uint8(runner, pixels, norm, plan).numpy()
+        module, eager_plan = prepare_module(lite0, plan_inference(cpu, "fp32"))
+        eager = forward_uint8(module, pixels, norm, eager_plan).numpy()
+    a, b = eager.astype(np.float64), exported.astype(np.float64)
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cosine.min() > 0.9999, cosine.min()
+    head = train_head(
+        probe_data.train_embeddings,
+        probe_data.train_labels,
+        class_names=list(FASHION_MNIST_CLASSES),
+        backbone_id=lite0.backbone_id,
+        epochs=100,
+    )
+    assert np.array_equal(head.predict_proba(a).argmax(1), head.predict_proba(b).argmax(1))
+
+
+def test_an_export_that_cannot_be_written_leaves_the_eager_path(
+    small_lite0: Backbone, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    assert exported_runner(small_lite0, cache_dir=blocked) is None
+    assert "ONNX Runtime path unavailable" in caplog.text
+    cached = exported_runner(small_lite0, cache_dir=tmp_path / "cache")
+    assert cached is not None and cached.source.parent == tmp_path / "cache"
+    assert exported_runner(small_lite0, cache_dir=tmp_path / "cache") is cached
+    assert [p.suffix for p in (tmp_path / "cache").iterdir()] == [".onnx"]  # no scraps
+
+
+def test_int8_is_an_opt_in_cpu_path_within_its_stated_tolerance(
+    probe_data, lite0: Backbone
+) -> None:
+    """models.quantized's tolerance: a head trained on int8 embeddings of real images is
+    within about a point of the fp32 head (asserted: 3 points on 300 test images), and int8
+    embeddings stay within cosine 0.9 of fp32 (mean >= 0.97)."""
+    cpu = torch.device("cpu")
+    assert plan_inference(cpu, "int8") == InferencePlan(
+        cpu, None, CPU_INT8_SLICE, "onnxruntime", int8=True
+    )
+    assert plan_inference(cpu, "int8").precision == "int8"
+    with pytest.raises(RuntimeUnavailable, match="int8 runs on the CPU"):
+        plan_inference(torch.device("cuda"), "int8")
+    with pytest.raises(RuntimeUnavailable, match="ONNX Runtime missing"):
+        plan_inference(cpu, "int8", exported=False)
+    norm = normaliser(lite0, cpu)
+    embeddings = {}
+    for precision in ("fp32", "int8"):
+        module, plan = prepare_module(lite0, plan_inference(cpu, precision))
+        with torch.inference_mode():
+            embeddings[precision] = [
+                forward_uint8(module, _resized(pixels), norm, plan).numpy()
+                for pixels in (probe_data.train_pixels, probe_data.test_pixels)
+            ]
+    a, b = (embeddings[p][1].astype(np.float64) for p in ("fp32", "int8"))
+    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    assert cosine.min() > 0.9 and cosine.mean() > 0.97, (cosine.min(), cosine.mean())
+    accuracy = {}
+    for precision, (train, test) in embeddings.items():
+        head = train_head(
+            train,
+            probe_data.train_labels,
+            class_names=list(FASHION_MNIST_CLASSES),
+            backbone_id=lite0.backbone_id,
+            epochs=100,
+        )
+        predicted = head.predict_proba(test).argmax(1)
+        accuracy[precision] = (predicted == probe_data.test_labels).mean()
+    assert abs(accuracy["int8"] - accuracy["fp32"]) <= 0.03, accuracy
+
+
+def _resized(images: np.ndarray) -> torch.Tensor:
+    """``(n, 28, 28)`` uint8 grey images as ``(n, 3, 224, 224)`` uint8."""
+    pixels = torch.from_numpy(images)[:, None].float()
+    pixels = torch.nn.functional.interpolate(pixels, size=(224, 224), mode="bilinear")
+    return pixels.round().to(torch.uint8).expand(-1, 3, -1, -1)
