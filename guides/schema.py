@@ -145,6 +145,18 @@ class FlowPolicy(BaseModel):
     """Most open tasks per active annotator; None: no limit."""
 
 
+class SelectionPolicy(BaseModel):
+    """How rounds choose images when a request does not say."""
+
+    model_config = _CONFIG
+
+    strategy: Annotated[str, Field(min_length=1, max_length=64)] | None = None
+    """A batch-selection strategy name (the service lists them); None: the service's default,
+    the one its label-efficiency benchmark chose."""
+    class_balanced: bool = False
+    """Re-pick each batch toward the classes with the fewest labels so far."""
+
+
 class Guide(BaseModel):
     """A versioned labeling guide: labels, rules, gold tasks, priors and quality limits.
 
@@ -163,6 +175,7 @@ class Guide(BaseModel):
     thresholds: QualityThresholds = QualityThresholds()
     overlap: OverlapPolicy = OverlapPolicy()
     flow: FlowPolicy = FlowPolicy()
+    selection: SelectionPolicy = SelectionPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -200,12 +213,13 @@ class Guide(BaseModel):
     def fingerprint(self) -> str:
         """First 12 hex digits of the SHA-256 of the canonical JSON of the whole guide.
 
-        A `flow` left at its defaults is left out, so guides written before it existed keep
-        their fingerprint.
+        A `flow` or `selection` left at its defaults is left out, so guides written before
+        they existed keep their fingerprint.
         """
         document = self.model_dump(mode="json")
-        if self.flow == FlowPolicy():
-            del document["flow"]
+        for name, default in (("flow", FlowPolicy()), ("selection", SelectionPolicy())):
+            if getattr(self, name) == default:
+                del document[name]
         canonical = json.dumps(
             document,
             sort_keys=True,

@@ -84,7 +84,13 @@ class RoundRequestIn(BaseModel):
     strategy: str | None = Field(
         default=None,
         max_length=64,
-        description="a batch-selection strategy (GET /v1/rounds/strategies); null: the default",
+        description="a batch-selection strategy (GET /v1/rounds/strategies); null: the"
+        " guide's `selection.strategy`, else the service's default",
+    )
+    class_balanced: bool | None = Field(
+        default=None,
+        description="re-pick the batch toward the classes with the fewest labels so far;"
+        " null: the guide's `selection.class_balanced`",
     )
     retrain: bool = True
     seed: int | None = Field(
@@ -119,6 +125,7 @@ class RoundOut(BaseModel):
     strategy: str
     k: int
     seed: int | None = Field(description="the strategy's seed: same inputs, same batch")
+    class_balanced: bool = Field(description="re-picked toward rarely labeled classes")
     model_version: str
     pool_size: int
     embedded: int

@@ -93,6 +93,8 @@ class Round(Base):
     strategy: Mapped[str] = mapped_column(String(64))
     k: Mapped[int] = mapped_column(Integer)
     seed: Mapped[int | None] = mapped_column(Integer)  # the strategy's seed (None: before 0008)
+    # whether the batch was re-picked toward the classes with the fewest labels
+    class_balanced: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     model_version: Mapped[str] = mapped_column(ForeignKey("model_versions.id"))
     pool_size: Mapped[int] = mapped_column(Integer)
     embedded: Mapped[int] = mapped_column(Integer, default=0)  # images the backbone ran on

@@ -24,12 +24,14 @@ from service.pool.embeddings import embed_missing, embedding_store
 
 @dataclass(frozen=True)
 class RoundRequest:
-    """`strategy`: a `models.selection` name (None: the default); `seed`: None draws one."""
+    """`strategy`: a `models.selection` name (None: the guide's, else the default); `seed`:
+    None draws one; `class_balanced`: re-pick the batch toward rarely labeled classes."""
 
     k: int = 20
     strategy: str | None = None
     retrain: bool = True
     seed: int | None = None
+    class_balanced: bool = False
 
 
 def candidate_images(session: Session) -> list[Image]:
@@ -85,7 +87,7 @@ def select_round(
     labeled images' embeddings (from the store: the backbone runs only on images never
     embedded), `k` and the seed stored on the round; items keep its order as their rank.
     """
-    strategy = resolve_strategy(request.strategy)
+    strategy = resolve_strategy(request.strategy, ctx.guide.selection)
     model = current_model(session, ctx)
     if request.retrain and needs_training(session, model):
         model = train_model(session, ctx, progress=scaled(progress, 0.0, 0.2))
@@ -107,6 +109,7 @@ def select_round(
         strategy=strategy,
         k=request.k,
         seed=seed,
+        class_balanced=request.class_balanced,
         model_version=model.id,
         pool_size=chosen.pool_size if chosen is not None else 0,
         embedded=run.computed,
@@ -116,7 +119,7 @@ def select_round(
     session.flush()
     chosen_ids: list[int] = []
     if chosen is not None:
-        picks = select_batch(strategy, chosen.inputs)
+        picks = select_batch(strategy, chosen.inputs, class_balanced=request.class_balanced)
         scores = display_score(strategy)(chosen.inputs.probs)
         _add_items(session, round_, chosen, scores, picks, ctx.guide.label_names)
         chosen_ids = chosen.image_ids[picks].tolist()
@@ -126,6 +129,7 @@ def select_round(
         "strategy": strategy,
         "k": request.k,
         "seed": seed,
+        "class_balanced": request.class_balanced,
         "model_version": model.id,
         "pool_size": round_.pool_size,
         "image_ids": chosen_ids,  # in the strategy's order

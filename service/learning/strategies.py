@@ -23,6 +23,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from guides.schema import SelectionPolicy
 from models.selection import DEFAULT_STRATEGY, available_selectors
 from models.uncertainty import entropy, least_confidence, margin
 from service.core.errors import UnknownStrategy
@@ -41,12 +42,17 @@ def available_strategies() -> list[str]:
     return available_selectors()
 
 
-def resolve_strategy(name: str | None) -> str:
-    """`name`, or the default when None; `UnknownStrategy` listing the names otherwise."""
-    chosen = DEFAULT_STRATEGY if name is None else name
+def resolve_strategy(name: str | None, policy: SelectionPolicy | None = None) -> str:
+    """`name`, else the guide's `selection.strategy`, else the default the benchmark chose.
+
+    Raises `UnknownStrategy` listing the names for one that is not registered.
+    """
+    guide_choice = policy.strategy if policy is not None else None
+    chosen = name or guide_choice or DEFAULT_STRATEGY
     if chosen not in available_strategies():
+        where = "the guide's selection.strategy " if name is None else "strategy "
         raise UnknownStrategy(
-            f"unknown strategy {chosen!r}", details={"available": available_strategies()}
+            f"unknown {where}{chosen!r}", details={"available": available_strategies()}
         )
     return chosen
 

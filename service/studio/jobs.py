@@ -57,6 +57,7 @@ def run_round(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
             strategy=str(job.params["strategy"]),
             retrain=bool(job.params["retrain"]),
             seed=job.params.get("seed"),
+            class_balanced=bool(job.params.get("class_balanced", False)),
         )
         with ctx.sessions() as session:
             round_id = select_round(session, ctx, request, progress=scaled(job.progress, 0, 0.9)).id

@@ -12,10 +12,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import func, insert, select
 
+from guides import example_guide_path
 from models.checkpoint import load_checkpoint
 from models.datasets import FASHION_MNIST_CLASSES
 from models.selection import DEFAULT_STRATEGY, SelectionInputs, select_batch
-from models.uncertainty import entropy
 from service.core.orm import Embedding, Image, ModelVersion
 from service.learning.selection import (
     RoundRequest,
@@ -23,6 +23,7 @@ from service.learning.selection import (
     round_items,
     select_round,
 )
+from service.learning.strategies import display_score
 from service.learning.training import labeled_images
 from service.pool.embeddings import ensure_embeddings
 from tests.helpers import (
@@ -70,15 +71,19 @@ def test_strategies_are_validated_at_request_time_and_listed(client: TestClient)
     assert listed == {"available": error["details"]["available"], "default": DEFAULT_STRATEGY}
 
 
-@pytest.mark.parametrize("strategy", ["kcenter", None])
+@pytest.mark.parametrize(
+    ("strategy", "balanced"), [("kcenter", False), (None, False), ("margin", True)]
+)
 def test_a_round_is_the_strategys_batch_recomputed_from_stored_data(
-    client: TestClient, fashion_pool: ImagePool, strategy: str | None
+    client: TestClient, fashion_pool: ImagePool, strategy: str | None, balanced: bool
 ) -> None:
     import_labels(client, fashion_pool, range(40))
     train(client)
     ctx = context(client)
     with ctx.sessions() as session:
-        request = RoundRequest(k=12, strategy=strategy, retrain=False, seed=7)
+        request = RoundRequest(
+            k=12, strategy=strategy, retrain=False, seed=7, class_balanced=balanced
+        )
         round_ = select_round(session, ctx, request)
         ordered = [item.image_id for item in round_items(session, round_.id)]
         scores = [item.score for item in round_items(session, round_.id)]
@@ -87,6 +92,7 @@ def test_a_round_is_the_strategys_batch_recomputed_from_stored_data(
         model = session.get(ModelVersion, round_.model_version)
         assert model is not None
     assert round_.strategy == (strategy or DEFAULT_STRATEGY) and round_.seed == 7
+    assert round_.class_balanced is balanced
     # Recompute independently: the store's vectors, the checkpoint's head, the stored seed.
     store = ctx.runtime.embedding_stores.get(ctx.runtime.backbone_id)
     head = load_checkpoint(model.checkpoint_path)
@@ -103,9 +109,9 @@ def test_a_round_is_the_strategys_batch_recomputed_from_stored_data(
         seed=7,
         head=head,
     )
-    expected = select_batch(round_.strategy, inputs)
+    expected = select_batch(round_.strategy, inputs, class_balanced=balanced)
     assert ordered == pool_ids[expected].tolist()
-    assert scores == entropy(inputs.probs)[expected].tolist()  # entropy shown for batch ones
+    assert scores == display_score(round_.strategy)(inputs.probs)[expected].tolist()
     assert round_.pool_size == round_.embedded == len(pool_ids)  # the pool embedded once, here
 
 
@@ -200,3 +206,30 @@ def _probability_bytes(predictions: dict[str, Any]) -> bytes:
         for item in predictions["items"]
     ]
     return np.array(rows, dtype=np.float64).tobytes()
+
+
+def guide_with_selection(tmp_path: Path, selection: str) -> Path:
+    path = tmp_path / "guide.yaml"
+    text = example_guide_path("fashion-mnist").read_text()
+    path.write_text(text.split("\nselection:")[0] + "\nselection:\n" + selection)
+    return path
+
+
+def test_the_guide_names_the_default_strategy_and_class_balancing(
+    tmp_path: Path, fashion_pool: ImagePool
+) -> None:
+    guide = guide_with_selection(tmp_path, "  strategy: kcenter\n  class_balanced: true\n")
+    settings = make_settings(tmp_path, fashion_pool, guide_path=guide)
+    with api_client(settings) as test_client:
+        assert test_client.get("/v1/rounds/strategies").json()["default"] == "kcenter"
+        accepted = test_client.post("/v1/rounds", json={"k": 5}).json()
+        job = test_client.get(f"/v1/jobs/{accepted['job_id']}").json()
+        assert job["params"]["strategy"] == "kcenter" and job["params"]["class_balanced"] is True
+        test_client.post(f"/v1/jobs/{accepted['job_id']}/cancel")
+    unknown = guide_with_selection(tmp_path, "  strategy: clairvoyance\n")
+    with api_client(make_settings(tmp_path, fashion_pool, guide_path=unknown)) as test_client:
+        refused = test_client.post("/v1/rounds", json={"k": 5})
+        assert refused.status_code == 422
+        assert "the guide's selection.strategy 'clairvoyance'" in refused.json()["error"]["message"]
+        named = test_client.post("/v1/rounds", json={"k": 5, "strategy": "margin"})
+        assert named.status_code == 202

@@ -36,18 +36,21 @@ def start_round(body: RoundRequestIn, context: ContextDep, session: SessionDep) 
 
     One round per project waits or runs at a time: asking again returns that job.
     """
-    strategy = resolve_strategy(body.strategy)  # unknown_strategy now, not inside the job
+    policy = context.guide.selection
+    strategy = resolve_strategy(body.strategy, policy)  # unknown_strategy now, not in the job
+    balanced = policy.class_balanced if body.class_balanced is None else body.class_balanced
     params = {"k": body.k, "strategy": strategy, "retrain": body.retrain, "seed": body.seed}
-    params["replace_waiting"] = body.replace_waiting
+    params.update(class_balanced=balanced, replace_waiting=body.replace_waiting)
     job = enqueue(session, "round", params, scope=project_scope(context.settings))
     session.commit()
     return accepted(job.id)
 
 
 @router.get("/rounds/strategies", response_model=StrategiesOut)
-def list_strategies() -> StrategiesOut:
+def list_strategies(context: ContextDep) -> StrategiesOut:
     """The batch-selection strategies a round may name, and the one used when it names none."""
-    return StrategiesOut(available=available_strategies(), default=resolve_strategy(None))
+    default = resolve_strategy(None, context.guide.selection)
+    return StrategiesOut(available=available_strategies(), default=default)
 
 
 @router.get("/rounds", response_model=Page[RoundOut])
@@ -127,6 +130,7 @@ def round_out(context: ServiceContext, round_: Round, ranked: list[RoundItem]) -
         strategy=round_.strategy,
         k=round_.k,
         seed=round_.seed,
+        class_balanced=round_.class_balanced,
         model_version=round_.model_version,
         pool_size=round_.pool_size,
         embedded=round_.embedded,
