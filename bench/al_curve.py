@@ -8,12 +8,13 @@ cross-entropy + 1e-3/2 |W|^2) and warm-started from the previous round. The targ
 that head's accuracy when trained on every pool label. Seeds are paired: a seed fixes the
 seed set and the strategies' random choices for every method.
 
-Data sets: Fashion-MNIST (frozen EfficientNet-Lite0 embeddings of 12,000 training images from
-``bench/fashion_features.py``: 10,000 form the pool, 2,000 the held-out set; PCA to 128
-dimensions fitted on the pool keeps 2-core runs short) and, as a check on robustness that the
-default was not tuned on, sklearn's handwritten digits (raw 8x8 pixels, 1,297 pool / 500 held
-out). baal's BALD heuristic runs in its own virtual environment (``bench/.venv-baal``, created
-on first use) on the same posterior samples as our ``bald``.
+Data sets: Fashion-MNIST in its standard split (frozen EfficientNet-Lite0 embeddings from
+``bench/fashion_features.py``: the 60,000 training images form the pool, the official 10,000
+test images the held-out set; PCA to 128 dimensions fitted on the pool keeps 2-core runs
+short) and, as a check on robustness that the default was not tuned on, sklearn's handwritten
+digits (raw 8x8 pixels, 1,297 pool / 500 held out). baal's BALD heuristic runs in its own
+virtual environment (``bench/.venv-baal``, created on first use) on the same posterior samples
+of the same candidates as our ``bald`` (a seeded sample of 10,000 images of a bigger pool).
 """
 
 from __future__ import annotations
@@ -47,8 +48,11 @@ from al_support import (  # noqa: E402
 
 from models.posterior import laplace_probs  # noqa: E402
 from models.selection import DEFAULT_STRATEGY, SelectionInputs, select_batch  # noqa: E402
+from models.selection.inputs import candidate_rows  # noqa: E402
+from models.selection.scored import BALD_MAX_CANDIDATES  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results"
+CURVE_CACHE = ROOT / "bench" / "cache" / "al_curve"
 STRATEGIES = [
     "random",
     "least_confidence",
@@ -82,11 +86,12 @@ class DataSet:
 def fashion(dims: int) -> DataSet:
     from fashion_features import fashion_embeddings
 
-    x, y = fashion_embeddings("train", 12000)
+    x, y = fashion_embeddings("train", 60000)
+    test_x, test_y = fashion_embeddings("test", 10000)
     x = x.astype(np.float64)
-    mean = x[:10000].mean(axis=0)
-    z = (x - mean) @ principal_axes(x[:10000] - mean, dims).T
-    return DataSet("fashion-mnist", z[:10000], y[:10000], z[10000:], y[10000:])
+    mean = x.mean(axis=0)
+    axes = principal_axes(x - mean, dims)
+    return DataSet("fashion-mnist", (x - mean) @ axes.T, y, (test_x - mean) @ axes.T, test_y)
 
 
 def principal_axes(centred: np.ndarray, dims: int) -> np.ndarray:
@@ -153,16 +158,22 @@ def random_curve(
 
 
 def run_curve(
-    data: DataSet, method: str, seed: int, max_labels: int, baal: BaalWorker | None
+    data: DataSet, method: str, seed: int, budget: tuple[int, int, float], baal: BaalWorker | None
 ) -> list[float]:
-    """Held-out accuracy after each round, at 20, 40, ... labels up to ``max_labels``."""
+    """Held-out accuracy after each round, at 20, 40, ... labels.
+
+    ``budget = (max_labels, extend, target)``: rounds go on up to ``max_labels``, and past it
+    (up to ``extend``) only while the curve has not reached ``target``.
+    """
+    max_labels, extend, target = budget
     labeled = seed_set(data, np.random.default_rng(seed))
     head = LinearHead(data.pool_x, data.n_classes)
-    curve = []
+    curve: list[float] = []
     while True:
         head.fit(data.pool_x[labeled], data.pool_y[labeled])
         curve.append(head.accuracy(data.test_x, data.test_y))
-        if len(labeled) + BATCH > max_labels:
+        after = len(labeled) + BATCH
+        if after > max_labels and (after > extend or max(curve) >= target):
             return curve
         unlabeled = np.setdiff1d(np.arange(len(data.pool_y)), labeled)
         picks = choose(data, method, head, labeled, unlabeled, seed * 1000 + len(labeled), baal)
@@ -192,10 +203,11 @@ def choose(
     if method != "baal_bald":
         return select_batch(method, inputs)
     assert baal is not None
+    rows = candidate_rows(len(pool), BALD_MAX_CANDIDATES, seed)  # the rows our bald scores
     members = laplace_probs(
-        trained, inputs.labeled_embeddings, inputs.labeled_labels, pool, seed=seed
+        trained, inputs.labeled_embeddings, inputs.labeled_labels, pool[rows], seed=seed
     )
-    return baal.rank(members, BATCH)
+    return rows[baal.rank(members, BATCH)]
 
 
 def benchmark(
@@ -206,12 +218,15 @@ def benchmark(
     baal: BaalWorker | None,
     save: Callable[[dict[str, object]], None],
     beyond: int,
+    reuse: frozenset[str] = frozenset(),
+    extend: int = 0,
 ) -> dict[str, object]:
     """Curves of every method; random runs first and sets the budget for the others.
 
     Every method runs up to ``max_labels``, so all are compared on the same budgets; random
     alone goes on (up to ``beyond``) until it reaches the target. ``save`` receives the
-    report after each method, so an interrupted run keeps what it measured.
+    report after each method, so an interrupted run keeps what it measured. Methods named in
+    ``reuse`` take their curves from an earlier run's cache when it has the same setup.
     """
     full = LinearHead(data.pool_x, data.n_classes)
     full.fit(data.pool_x, data.pool_y)
@@ -221,22 +236,13 @@ def benchmark(
     timings: dict[str, float] = {}
     report: dict[str, object] = {}
     budgets = list(range(first, max_labels + 1, BATCH))
-    random_needed: list[int | None] = []
+    needed_by: dict[str, list[int | None]] = {}
     for method in ["random"] + [m for m in methods if m != "random"]:
-        start = time.perf_counter()
-        if method == "random":
-            pairs = [random_curve(data, s, max_labels, target, beyond) for s in range(seeds)]
-            runs = [curve for curve, _ in pairs]
-            random_needed = [needed for _, needed in pairs]
-        else:
-            runs = [run_curve(data, method, seed, max_labels, baal) for seed in range(seeds)]
-        timings[method] = time.perf_counter() - start
-        curves[method] = np.asarray(runs)
-        reached = (
-            random_needed
-            if method == "random"
-            else [labels_to_target(r, budgets, target) for r in runs]
+        runs, needed_by[method], timings[method] = measured(
+            data, method, seeds, max_labels, (target, beyond, extend), baal, method in reuse
         )
+        curves[method] = runs
+        reached = needed_by[method] or [labels_to_target(r, budgets, target) for r in runs]
         print(f"  {data.name} {method:17s} {timings[method]:6.1f}s labels-to-target {reached}")
         report = {
             "data_set": data.name,
@@ -247,13 +253,76 @@ def benchmark(
             "target_accuracy": target,
             "budgets": budgets,
             "seeds": seeds,
+            "extended_to": max(extend, max_labels),
             "default": DEFAULT_STRATEGY,
             "mean_curves": {m: c.mean(axis=0).tolist() for m, c in curves.items()},
             "seconds": dict(timings),
-            **paired_summary(curves, budgets, target, DEFAULT_STRATEGY, {"random": random_needed}),
+            **paired_summary(
+                curves, budgets, target, DEFAULT_STRATEGY, needed_by, max(extend, max_labels)
+            ),
         }
         save(report)
     return report
+
+
+def measured(
+    data: DataSet,
+    method: str,
+    seeds: int,
+    max_labels: int,
+    goal: tuple[float, int, int],
+    baal: BaalWorker | None,
+    reuse: bool,
+) -> tuple[np.ndarray, list[int | None], float]:
+    """Curves ``(seeds, budgets)``, labels-to-target per seed, and the seconds taken.
+
+    ``goal = (target, random's label cap, other methods' label cap)``. Every measurement is
+    cached in ``bench/cache/al_curve/``; with ``reuse`` a cached one of the same setup is
+    returned instead of rerunning (one without the extension serves when every seed got there).
+    """
+    target, beyond, extend = goal
+    name = f"{data.name}-{method}-{seeds}x{max_labels}-{target:.6f}"
+    extended = extend > max_labels and method != "random"
+    path = CURVE_CACHE / (f"{name}-to{extend}.npz" if extended else f"{name}.npz")
+    for candidate in (path, CURVE_CACHE / f"{name}.npz") if reuse else ():
+        found = cached_curves(candidate, data, max_labels, target)
+        if found is not None and (candidate == path or None not in found[1]):
+            return found
+    start = time.perf_counter()
+    if method == "random":
+        pairs = [random_curve(data, s, max_labels, target, beyond) for s in range(seeds)]
+        curves = [curve for curve, _ in pairs]
+        needed = [reached for _, reached in pairs]
+    else:
+        budget = (max_labels, extend, target)
+        curves = [run_curve(data, method, s, budget, baal) for s in range(seeds)]
+        first = SEED_PER_CLASS * data.n_classes
+        needed = [
+            labels_to_target(c, list(range(first, first + BATCH * len(c), BATCH)), target)
+            for c in curves
+        ]
+    runs = np.asarray(
+        [c[: (max_labels - SEED_PER_CLASS * data.n_classes) // BATCH + 1] for c in curves]
+    )
+    seconds = time.perf_counter() - start
+    CURVE_CACHE.mkdir(parents=True, exist_ok=True)
+    codes = np.array([-1 if r is None else r for r in needed], dtype=np.int64)
+    np.savez(path, runs=runs, needed=codes, seconds=seconds)
+    return runs, needed, seconds
+
+
+def cached_curves(
+    path: Path, data: DataSet, max_labels: int, target: float
+) -> tuple[np.ndarray, list[int | None], float] | None:
+    """What :func:`measured` cached at ``path``, or None if there is no such file."""
+    if not path.exists():
+        return None
+    cached = np.load(path)
+    needed = [None if r < 0 else int(r) for r in cached["needed"]]
+    first = SEED_PER_CLASS * data.n_classes
+    budgets = list(range(first, max_labels + 1, BATCH))
+    needed = needed or [labels_to_target(r, budgets, target) for r in cached["runs"]]
+    return cached["runs"], needed, float(cached["seconds"])
 
 
 def main() -> None:
@@ -266,32 +335,53 @@ def main() -> None:
     parser.add_argument("--methods", nargs="*", default=STRATEGIES + ["baal_bald"])
     parser.add_argument("--skip-fashion", action="store_true")
     parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument(
+        "--fashion-extend", type=int, default=2400, help="label cap for methods short of target"
+    )
+    parser.add_argument("--results", default=str(RESULTS), help="folder for the JSON and PNGs")
+    parser.add_argument(
+        "--reuse", nargs="*", default=[], help="methods whose cached curves to reuse"
+    )
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(1)
     baal, baal_note = BaalWorker.start(ROOT) if "baal_bald" in args.methods else (None, "")
     methods = [m for m in args.methods if m != "baal_bald" or baal is not None]
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
     sets = [] if args.skip_fashion else [(fashion(args.dims), args.fashion_max_labels)]
     if not args.skip_digits:
         sets.append((digits(), args.digits_max_labels))
     reports: dict[str, dict] = {}
-    path = RESULTS / "al_curve.json"
+    path = results / "al_curve.json"
     if path.exists():  # a data set skipped in this run keeps its last report
         reports = json.loads(path.read_text()).get("data_sets", {})
 
     def save(report: dict[str, object]) -> None:
         reports[str(report["data_set"])] = report
         write_results(path, reports, baal_note)
-        plot_curves(report, RESULTS / f"al_curve_{report['data_set']}.png")
+        plot_curves(report, results / f"al_curve_{report['data_set']}.png")
 
     for data, max_labels in sets:
+        extend = args.fashion_extend if data.name == "fashion-mnist" else 0
         print(f"{data.name}: pool {len(data.pool_y)}, held out {len(data.test_y)}", flush=True)
-        benchmark(data, methods, args.seeds, max_labels, baal, save, args.beyond)
+        benchmark(
+            data,
+            methods,
+            args.seeds,
+            max_labels,
+            baal,
+            save,
+            args.beyond,
+            frozenset(args.reuse),
+            extend,
+        )
     if baal is not None:
         baal.close()
     for name, report in reports.items():
+        if "ratio_vs_random" not in report:
+            continue
         print(
             f"{name}: ratio vs random {report['ratio_vs_random']:.2f} "
             f"(95% CI {report['ratio_vs_random_ci'][0]:.2f}-{report['ratio_vs_random_ci'][1]:.2f}),"

@@ -109,14 +109,17 @@ def paired_summary(
     target: float,
     default: str,
     known: dict[str, list[int | None]],
+    cap: int | None = None,
 ) -> dict[str, object]:
     """Labels-to-target per method, ratios with bootstrap CIs, and per-budget paired tests.
 
-    A run that never reaches the target counts as one batch past the last budget (censored),
-    which understates the labels it needs; how many were censored is reported. ``known``
-    gives labels-to-target measured past the curves (random's longer run).
+    A run that never reaches the target counts as one batch past the last budget, or past
+    ``cap`` when runs went on beyond the curves (censored); that understates the labels it
+    needs, and how many were censored is reported. ``known`` gives labels-to-target measured
+    past the curves (random's longer run, the other methods' extension).
     """
-    cap = budgets[-1] + (budgets[1] - budgets[0] if len(budgets) > 1 else 0)
+    step = budgets[1] - budgets[0] if len(budgets) > 1 else 0
+    cap = (budgets[-1] if cap is None else cap) + step
     needed = {}
     per_method = {}
     for method, runs in curves.items():
@@ -196,7 +199,8 @@ class BaalWorker:
                 raise RuntimeError("the baal worker did not start")
         except (OSError, RuntimeError, subprocess.SubprocessError) as err:
             return None, f"baal unavailable: {err}"
-        return cls(process), f"baal {BAAL_VERSION} BALD heuristic on the same posterior samples"
+        note = f"baal {BAAL_VERSION} BALD heuristic on the same posterior samples and candidates"
+        return cls(process), note
 
     def rank(self, members: np.ndarray, k: int) -> np.ndarray:
         path = Path(self.directory.name) / "members.npy"

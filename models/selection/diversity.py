@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.selection.geometry import kmeans, min_squared_distances, squared_distances, typicality
-from models.selection.inputs import SelectionInputs
+from models.selection.inputs import SelectionInputs, candidate_rows
 
 # TypiClust: at most this many clusters, clusters smaller than this are skipped while
 # larger ones are left, and typicality is computed on at most this many points of a cluster.
@@ -14,27 +14,32 @@ MIN_CLUSTER_SIZE = 5
 _TYPICALITY_SAMPLE = 2000
 # Lloyd iterations for TypiClust's clustering: coverage needs rough clusters, not converged ones.
 KMEANS_ITERATIONS = 10
+# k-center greedy covers at most this many pool images, a seeded random sample of a bigger pool.
+KCENTER_MAX_CANDIDATES = 10_000
 
 
 def select_kcenter(inputs: SelectionInputs) -> np.ndarray:
     """Core-set greedy: repeatedly take the pool point farthest from everything chosen.
 
     "Chosen" starts as the labeled embeddings; with none, the first pick is random.
-    The batch comes in pick order, so the first images cover the largest gaps.
+    The batch comes in pick order, so the first images cover the largest gaps. A pool larger
+    than ``KCENTER_MAX_CANDIDATES`` is covered on a seeded random sample of that size: the
+    distances to the labeled set cost pool size x labeled size each round.
     """
-    x = inputs.embeddings
+    rows = candidate_rows(inputs.n_pool, KCENTER_MAX_CANDIDATES, inputs.seed)
+    x = inputs.embeddings[rows]
     closest = min_squared_distances(x, inputs.labeled_embeddings)
     rng = np.random.default_rng(inputs.seed)
     picks: list[int] = []
-    for _ in range(inputs.batch_size):
+    for _ in range(min(inputs.batch_size, rows.size)):
         if np.isinf(closest).all():
-            pick = int(rng.integers(inputs.n_pool))
+            pick = int(rng.integers(rows.size))
         else:
             pick = int(np.argmax(closest))
         picks.append(pick)
         closest = np.minimum(closest, squared_distances(x, x[pick][None, :])[:, 0])
         closest[picks] = -1.0
-    return np.asarray(picks, dtype=np.int64)
+    return rows[np.asarray(picks, dtype=np.int64)]
 
 
 def select_badge(inputs: SelectionInputs) -> np.ndarray:

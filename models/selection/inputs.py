@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -85,6 +85,27 @@ class SelectionInputs:
     def batch_size(self) -> int:
         """How many indices a strategy returns: ``min(k, n)``."""
         return min(self.k, self.n_pool)
+
+
+def candidate_rows(n_pool: int, limit: int, seed: int) -> np.ndarray:
+    """Sorted pool rows ``(min(n_pool, limit),)`` to score: all of them, or a seeded sample.
+
+    Strategies whose cost grows with the pool times something large (posterior samples,
+    the labeled set) score a random subset of a big pool, as baal's ``max_sample`` does.
+    """
+    if limit < 1:
+        raise ValueError(f"expected limit >= 1, got {limit}")
+    if n_pool <= limit:
+        return np.arange(n_pool)
+    return np.sort(np.random.default_rng([seed, n_pool]).choice(n_pool, limit, replace=False))
+
+
+def restrict(inputs: SelectionInputs, rows: np.ndarray) -> SelectionInputs:
+    """``inputs`` with the pool cut to ``rows`` (probabilities, embeddings, members alike)."""
+    members = None if inputs.member_probs is None else inputs.member_probs[:, rows]
+    return replace(
+        inputs, probs=inputs.probs[rows], embeddings=inputs.embeddings[rows], member_probs=members
+    )
 
 
 def _matrix(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.posterior import laplace_probs
-from models.selection.inputs import SelectionInputs
+from models.selection.inputs import SelectionInputs, candidate_rows, restrict
 from models.uncertainty import (
     entropy,
     least_confidence,
@@ -16,6 +16,8 @@ from models.uncertainty import (
 
 # Posterior samples drawn for BALD when no ensemble is given.
 BALD_SAMPLES = 20
+# BALD scores at most this many pool images, a seeded random sample of a bigger pool.
+BALD_MAX_CANDIDATES = 10_000
 
 
 def select_random(inputs: SelectionInputs) -> np.ndarray:
@@ -40,8 +42,15 @@ def select_entropy(inputs: SelectionInputs) -> np.ndarray:
 
 
 def select_bald(inputs: SelectionInputs) -> np.ndarray:
-    """The ``k`` images with the highest mutual information between label and head weights."""
-    return rank_by_score(bald_scores(inputs), k=inputs.batch_size)
+    """The ``k`` images with the highest mutual information between label and head weights.
+
+    A pool larger than ``BALD_MAX_CANDIDATES`` is scored on a seeded random sample of that
+    size (see :func:`candidate_rows`): ``S`` posterior samples make scoring ``S`` times the
+    cost of one prediction.
+    """
+    rows = candidate_rows(inputs.n_pool, BALD_MAX_CANDIDATES, inputs.seed)
+    subset = inputs if rows.size == inputs.n_pool else restrict(inputs, rows)
+    return rows[rank_by_score(bald_scores(subset), k=subset.batch_size)]
 
 
 def bald_scores(inputs: SelectionInputs) -> np.ndarray:

@@ -12,6 +12,9 @@ from models.selection import (
     get_selector,
     select_batch,
 )
+from models.selection.diversity import KCENTER_MAX_CANDIDATES
+from models.selection.inputs import candidate_rows
+from models.selection.scored import BALD_MAX_CANDIDATES
 
 ALL = [
     "random",
@@ -102,6 +105,34 @@ def test_kcenter_takes_the_farthest_points_from_the_labeled_set() -> None:
     labeled = np.zeros((1, 2))
     picks = select_batch("kcenter", inputs_for(np.full((5, 2), 0.5), pool, labeled, k=2))
     np.testing.assert_array_equal(picks, [1, 2])  # 5 from 0, then -4 (4.5 is close to 5)
+
+
+def test_candidate_rows_keep_a_small_pool_and_sample_a_big_one_by_seed() -> None:
+    np.testing.assert_array_equal(candidate_rows(5, 10, seed=0), np.arange(5))
+    rows = candidate_rows(1000, 100, seed=3)
+    assert rows.shape == (100,) and np.all(np.diff(rows) > 0) and rows.max() < 1000
+    np.testing.assert_array_equal(rows, candidate_rows(1000, 100, seed=3))
+    assert not np.array_equal(rows, candidate_rows(1000, 100, seed=4))
+    with pytest.raises(ValueError, match="expected limit >= 1"):
+        candidate_rows(10, 0, seed=0)
+
+
+def test_bald_and_kcenter_on_a_big_pool_choose_the_best_of_their_sample() -> None:
+    n = BALD_MAX_CANDIDATES + 2000
+    rng = np.random.default_rng(2)
+    members = rng.dirichlet(np.full(3, 50.0), size=(2, n))  # members nearly agree everywhere
+    members[0, ::97], members[1, ::97] = [0.98, 0.01, 0.01], [0.01, 0.98, 0.01]  # disagree
+    x = rng.standard_normal((n, 2))
+    labeled = rng.standard_normal((3, 2))
+    inputs = inputs_for(members.mean(axis=0), x, labeled, k=5, seed=7, member_probs=members)
+    sample = candidate_rows(n, BALD_MAX_CANDIDATES, seed=7)
+    bald = select_batch("bald", inputs)
+    planted = np.intersect1d(sample, np.arange(0, n, 97))
+    assert set(bald) <= set(planted) and len(planted) > 5
+    kcenter = select_batch("kcenter", inputs)
+    assert set(kcenter) <= set(candidate_rows(n, KCENTER_MAX_CANDIDATES, seed=7))
+    gaps = ((x[sample, None, :] - labeled[None]) ** 2).sum(axis=2).min(axis=1)
+    assert kcenter[0] == sample[np.argmax(gaps)]
 
 
 def test_badge_starts_with_the_largest_gradient_and_skips_its_copy() -> None:
