@@ -29,7 +29,6 @@ import json  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -38,6 +37,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from al_data import DataSet, digits, fashion  # noqa: E402
 from al_support import (  # noqa: E402
     BaalWorker,
     LinearHead,
@@ -68,48 +68,6 @@ STRATEGIES = [
 BATCH = 20
 SEED_PER_CLASS = 2
 TARGET_SHARE = 0.95
-
-
-@dataclass(frozen=True)
-class DataSet:
-    name: str
-    pool_x: np.ndarray
-    pool_y: np.ndarray
-    test_x: np.ndarray
-    test_y: np.ndarray
-
-    @property
-    def n_classes(self) -> int:
-        return int(self.pool_y.max()) + 1
-
-
-def fashion(dims: int) -> DataSet:
-    from fashion_features import fashion_embeddings
-
-    x, y = fashion_embeddings("train", 60000)
-    test_x, test_y = fashion_embeddings("test", 10000)
-    x = x.astype(np.float64)
-    mean = x.mean(axis=0)
-    axes = principal_axes(x - mean, dims)
-    return DataSet("fashion-mnist", (x - mean) @ axes.T, y, (test_x - mean) @ axes.T, test_y)
-
-
-def principal_axes(centred: np.ndarray, dims: int) -> np.ndarray:
-    """The top ``dims`` principal axes ``(dims, D)`` by randomized SVD (two power steps)."""
-    rng = np.random.default_rng(0)
-    basis, _ = np.linalg.qr(centred @ rng.standard_normal((centred.shape[1], dims + 16)))
-    for _ in range(2):
-        basis, _ = np.linalg.qr(centred @ (centred.T @ basis))
-    return np.linalg.svd(basis.T @ centred, full_matrices=False)[2][:dims]
-
-
-def digits() -> DataSet:
-    from sklearn.datasets import load_digits
-
-    x, y = load_digits(return_X_y=True)
-    order = np.random.default_rng(12345).permutation(len(y))
-    x, y = x[order].astype(np.float64), y[order].astype(np.int64)
-    return DataSet("sklearn-digits", x[500:], y[500:], x[:500], y[:500])
 
 
 def seed_set(data: DataSet, rng: np.random.Generator) -> np.ndarray:
