@@ -10,6 +10,7 @@ from models.datasets import FASHION_MNIST_CLASSES
 from models.embedding import ImageFailure, embed_images
 from models.errors import RuntimeUnavailable
 from models.exported import exported_runner, onnx_runtime_available
+from models.head import TrainedHead
 from models.inference import (
     CPU_BF16_SLICE,
     CPU_FP32_SLICE,
@@ -118,32 +119,23 @@ def test_the_cpu_runs_bf16_only_where_it_computes_bf16_natively() -> None:
     assert plan_inference(cpu, "bf16") == InferencePlan(cpu, torch.bfloat16, CPU_BF16_SLICE)
 
 
-def test_bf16_keeps_a_trained_heads_predictions(probe_data, lite0: Backbone) -> None:
+def test_bf16_keeps_a_trained_heads_predictions(
+    probe_data, lite0: Backbone, probe_head: TrainedHead
+) -> None:
     """The stated tolerance of the fast CPU path: a head trained on fp32 embeddings predicts
     the same class for about 99% of real images, every embedding within cosine 0.99 of fp32
     (mean >= 0.997). A one-level difference in resized pixels already moves embeddings by
     about that much, so a tighter bound would measure resampling noise."""
-    images = probe_data.test_pixels[:96]
-    pixels = torch.from_numpy(images)[:, None].expand(-1, 3, -1, -1)
-    pixels = torch.nn.functional.interpolate(pixels.float(), size=(224, 224), mode="bilinear")
-    pixels = pixels.round().to(torch.uint8)
+    pixels = _resized(probe_data.test_pixels[:96])
     cpu = torch.device("cpu")
     module, _ = prepare_module(lite0, plan_inference(cpu, "fp32"))
     norm = normaliser(lite0, cpu)
     with torch.inference_mode():
         fp32 = forward_uint8(module, pixels, norm, plan_inference(cpu, "fp32")).numpy()
         bf16 = forward_uint8(module, pixels, norm, plan_inference(cpu, "bf16")).numpy()
-    a, b = fp32.astype(np.float64), bf16.astype(np.float64)
-    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    cosine = _cosines(fp32, bf16)
     assert cosine.min() > 0.99 and cosine.mean() > 0.997, (cosine.min(), cosine.mean())
-    head = train_head(
-        probe_data.train_embeddings,
-        probe_data.train_labels,
-        class_names=list(FASHION_MNIST_CLASSES),
-        backbone_id=lite0.backbone_id,
-        epochs=100,
-    )
-    agree = head.predict_proba(fp32).argmax(1) == head.predict_proba(bf16).argmax(1)
+    agree = probe_head.predict_proba(fp32).argmax(1) == probe_head.predict_proba(bf16).argmax(1)
     assert agree.mean() >= 0.97, agree.mean()  # 96 images: room for two flips
 
 
@@ -157,8 +149,7 @@ def test_cuda_bfloat16_embeddings_match_cpu_float32(png_pool: list[Path]) -> Non
         num_workers=2,
     )
     assert gpu.indices == cpu.indices and gpu.embeddings.dtype == np.float32
-    a, b = cpu.embeddings.astype(np.float64), gpu.embeddings.astype(np.float64)
-    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    cosine = _cosines(cpu.embeddings, gpu.embeddings)
     assert cosine.min() > 0.99, cosine.min()
 
 
@@ -176,12 +167,12 @@ def test_the_cpu_runs_the_onnx_export_when_onnx_runtime_is_installed(
     np.testing.assert_allclose(fast.embeddings, eager.embeddings, rtol=1e-3, atol=1e-3)
 
 
-def test_the_onnx_export_matches_eager_fp32_on_real_images(probe_data, lite0: Backbone) -> None:
+def test_the_onnx_export_matches_eager_fp32_on_real_images(
+    probe_data, lite0: Backbone, probe_head: TrainedHead
+) -> None:
     """The stated tolerance of the ONNX Runtime path: every embedding within cosine 0.9999
     of eager fp32, and a trained head predicts the same class for every image."""
-    pixels = torch.from_numpy(probe_data.test_pixels[:48])[:, None].expand(-1, 3, -1, -1)
-    pixels = torch.nn.functional.interpolate(pixels.float(), size=(224, 224), mode="bilinear")
-    pixels = pixels.round().to(torch.uint8)
+    pixels = _resized(probe_data.test_pixels[:48])
     cpu = torch.device("cpu")
     norm = normaliser(lite0, cpu)
     runner, plan = prepare_module(lite0, plan_inference(cpu))
@@ -190,17 +181,10 @@ def test_the_onnx_export_matches_eager_fp32_on_real_images(probe_data, lite0: Ba
         exported = forward_uint8(runner, pixels, norm, plan).numpy()
         module, eager_plan = prepare_module(lite0, plan_inference(cpu, "fp32"))
         eager = forward_uint8(module, pixels, norm, eager_plan).numpy()
-    a, b = eager.astype(np.float64), exported.astype(np.float64)
-    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    cosine = _cosines(eager, exported)
     assert cosine.min() > 0.9999, cosine.min()
-    head = train_head(
-        probe_data.train_embeddings,
-        probe_data.train_labels,
-        class_names=list(FASHION_MNIST_CLASSES),
-        backbone_id=lite0.backbone_id,
-        epochs=100,
-    )
-    assert np.array_equal(head.predict_proba(a).argmax(1), head.predict_proba(b).argmax(1))
+    predicted = [probe_head.predict_proba(x).argmax(1) for x in (eager, exported)]
+    assert np.array_equal(*predicted)
 
 
 def test_an_export_that_cannot_be_written_leaves_the_eager_path(
@@ -240,8 +224,7 @@ def test_int8_is_an_opt_in_cpu_path_within_its_stated_tolerance(
                 forward_uint8(module, _resized(pixels), norm, plan).numpy()
                 for pixels in (probe_data.train_pixels, probe_data.test_pixels)
             ]
-    a, b = (embeddings[p][1].astype(np.float64) for p in ("fp32", "int8"))
-    cosine = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+    cosine = _cosines(embeddings["fp32"][1], embeddings["int8"][1])
     assert cosine.min() > 0.9 and cosine.mean() > 0.97, (cosine.min(), cosine.mean())
     accuracy = {}
     for precision, (train, test) in embeddings.items():
@@ -255,6 +238,24 @@ def test_int8_is_an_opt_in_cpu_path_within_its_stated_tolerance(
         predicted = head.predict_proba(test).argmax(1)
         accuracy[precision] = (predicted == probe_data.test_labels).mean()
     assert abs(accuracy["int8"] - accuracy["fp32"]) <= 0.03, accuracy
+
+
+@pytest.fixture(scope="module")
+def probe_head(probe_data, lite0: Backbone) -> TrainedHead:
+    """A head trained on the probe's eager fp32 training embeddings."""
+    return train_head(
+        probe_data.train_embeddings,
+        probe_data.train_labels,
+        class_names=list(FASHION_MNIST_CLASSES),
+        backbone_id=lite0.backbone_id,
+        epochs=100,
+    )
+
+
+def _cosines(reference: np.ndarray, other: np.ndarray) -> np.ndarray:
+    """Row-wise cosine ``(n,)`` of two ``(n, D)`` embedding arrays, in float64."""
+    a, b = reference.astype(np.float64), other.astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
 
 
 def _resized(images: np.ndarray) -> torch.Tensor:
