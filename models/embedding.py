@@ -47,8 +47,8 @@ class EmbeddingResult:
 
     ``embeddings``: ``(n_ok, embedding_dim)`` float32; ``indices[i]`` is the position in
     the input list of row ``i``. ``images_per_second`` counts embedded images over the
-    whole run (decoding, transfer and model). ``precision`` is ``"fp32"`` or ``"bf16"``,
-    ``decoder`` is ``"cpu"`` or ``"device"`` and ``runtime`` is ``"torch"`` or
+    whole run (decoding, transfer and model). ``precision`` is ``"fp32"``, ``"bf16"`` or
+    ``"int8"``, ``decoder`` is ``"cpu"`` or ``"device"`` and ``runtime`` is ``"torch"`` or
     ``"onnxruntime"``: how the run went.
     """
 
@@ -117,7 +117,8 @@ def embed_images(
     ``device`` defaults to the first GPU when there is one, else the CPU; the backbone's
     module is moved there (in place, channels-last). ``precision`` is ``"auto"`` (on the CPU
     ONNX Runtime fp32 when installed; bf16 autocast on CUDA and on CPUs with native bf16;
-    else fp32), ``"fp32"`` (eager) or ``"bf16"``.
+    else fp32), ``"fp32"`` (eager), ``"bf16"`` or ``"int8"`` (CPU, opt-in; see
+    ``models.inference``).
     ``device_decode`` (default: on CUDA) decodes JPEGs on the device; ``num_workers`` are
     the CPU decoding processes, or on the device path the file-reading threads (default:
     one process when the CPU has a core to spare and the pool is large enough; on CUDA one

@@ -14,6 +14,7 @@ export) :func:`exported_runner` returns None and the caller runs the module in P
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
 import logging
 import os
@@ -35,7 +36,9 @@ __all__ = ["OnnxRunner", "default_cache_dir", "exported_runner", "onnx_runtime_a
 log = logging.getLogger(__name__)
 _OPSET = 17
 _INPUT, _OUTPUT = "pixels", "embeddings"
-_SESSIONS: dict[Path, OnnxRunner] = {}
+# Runners by (model file, threads); None remembers a failed export, so it is not retried
+# (and logged) on every call in this process.
+_SESSIONS: dict[tuple[Path, int], OnnxRunner | None] = {}
 _LOCK = threading.Lock()
 
 
@@ -55,6 +58,7 @@ class OnnxRunner:
         return torch.from_numpy(self.session.run([_OUTPUT], {_INPUT: array})[0])
 
 
+@functools.cache
 def onnx_runtime_available() -> bool:
     """Whether both the exporter's ``onnx`` package and ``onnxruntime`` are installed."""
     return all(importlib.util.find_spec(name) is not None for name in ("onnx", "onnxruntime"))
@@ -78,27 +82,28 @@ def exported_runner(
     ``int8`` runs its static int8 quantisation (``models.quantized``) instead of fp32. Each
     model is written atomically to ``cache_dir`` (default :func:`default_cache_dir`) under a
     name made of the backbone's id and the torch version. ``threads`` defaults to torch's
-    intra-op thread count. Any export or load failure is logged and gives None.
+    intra-op thread count. Any export or load failure is logged once and gives None.
     """
     if not onnx_runtime_available():
         return None
     folder = cache_dir if cache_dir is not None else default_cache_dir()
     stem = f"{_safe(backbone.backbone_id)}-torch{_safe(torch.__version__)}"
     fp32, path = folder / f"{stem}.onnx", folder / f"{stem}{'-int8' if int8 else ''}.onnx"
+    key = (path, threads or torch.get_num_threads())
     with _LOCK:
-        if path in _SESSIONS:
-            return _SESSIONS[path]
+        if key in _SESSIONS:
+            return _SESSIONS[key]
+        runner: OnnxRunner | None = None
         try:
             if not fp32.exists():
                 _atomically(fp32, lambda scratch: _export(backbone, scratch))
             if not path.exists():
                 inputs = calibration_inputs(backbone.image_size, backbone.mean, backbone.std)
                 _atomically(path, lambda scratch: quantise_int8(fp32, scratch, inputs, _INPUT))
-            runner = OnnxRunner(_session(path, threads or torch.get_num_threads()), path)
+            runner = OnnxRunner(_session(path, key[1]), path)
         except Exception as err:  # an unexportable architecture, a full disk, a bad file
             log.warning("ONNX Runtime path unavailable for %s: %s", backbone.backbone_id, err)
-            return None
-        _SESSIONS[path] = runner
+        _SESSIONS[key] = runner
         return runner
 
 

@@ -263,3 +263,13 @@ def _resized(images: np.ndarray) -> torch.Tensor:
     pixels = torch.from_numpy(images)[:, None].float()
     pixels = torch.nn.functional.interpolate(pixels, size=(224, 224), mode="bilinear")
     return pixels.round().to(torch.uint8).expand(-1, 3, -1, -1)
+
+
+def test_a_failed_export_is_remembered_not_retried_on_every_call(
+    small_lite0: Backbone, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    blocked = tmp_path / "still-not-a-folder"
+    blocked.write_text("a file where the cache folder should be")
+    assert exported_runner(small_lite0, cache_dir=blocked) is None
+    assert exported_runner(small_lite0, cache_dir=blocked) is None
+    assert caplog.text.count("ONNX Runtime path unavailable") == 1
