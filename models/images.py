@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import os
 import struct
-import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,19 +229,25 @@ def _decode_open_file(
 
 
 def _open_checked(handle: BinaryIO, name: str, *, max_pixels: int) -> Image.Image:
-    """Open (read the header of) an image, refusing bombs and images over ``max_pixels``."""
-    with warnings.catch_warnings():
-        # Pillow warns (and past twice its limit, raises) on decompression bombs.
-        warnings.simplefilter("error", Image.DecompressionBombWarning)
-        try:
-            image = Image.open(handle)
-        except UnidentifiedImageError as err:
-            raise ImageDecodeError(name, "not_an_image", "not a recognised image format") from err
-        except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
-            raise ImageDecodeError(name, "image_too_large", f"decompression bomb: {err}") from err
-        except _CORRUPT_ERRORS as err:
-            raise ImageDecodeError(name, "image_corrupt", f"cannot read header: {err}") from err
+    """Open (read the header of) an image, refusing bombs and images over ``max_pixels``.
+
+    Pillow warns on a decompression bomb (and past twice its limit, raises). The limit is
+    checked here rather than by turning the warning into an error: warning filters are
+    process-wide, and changing them in a decoding thread races with every other thread.
+    """
+    try:
+        image = Image.open(handle)
+    except UnidentifiedImageError as err:
+        raise ImageDecodeError(name, "not_an_image", "not a recognised image format") from err
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as err:
+        raise ImageDecodeError(name, "image_too_large", f"decompression bomb: {err}") from err
+    except _CORRUPT_ERRORS as err:
+        raise ImageDecodeError(name, "image_corrupt", f"cannot read header: {err}") from err
     width, height = image.size
+    bomb_limit = Image.MAX_IMAGE_PIXELS
+    if bomb_limit is not None and width * height > bomb_limit:
+        reason = f"decompression bomb: {width}x{height} pixels is over Pillow's {bomb_limit}"
+        raise ImageDecodeError(name, "image_too_large", reason)
     if width * height > max_pixels:
         reason = f"{width}x{height} pixels is more than the limit of {max_pixels}"
         raise ImageDecodeError(name, "image_too_large", reason)
