@@ -20,7 +20,6 @@ import logging
 import os
 import tempfile
 import threading
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -124,8 +123,9 @@ def _export(backbone: Backbone, target: str) -> None:
     """Export ``backbone.module`` to ``target`` with a dynamic batch axis."""
     module = copy.deepcopy(backbone.module).to("cpu", memory_format=torch.contiguous_format)
     example = torch.zeros(1, 3, backbone.image_size, backbone.image_size)
-    with warnings.catch_warnings(), torch.inference_mode():
-        warnings.simplefilter("ignore")  # the exporter's notices about its own future
+    # No catch_warnings here: warning filters are process-wide, and restoring them from this
+    # (job) thread would undo another thread's. The exporter's notices are printed once.
+    with torch.inference_mode():
         torch.onnx.export(
             module,
             (example,),
