@@ -45,7 +45,7 @@ class ModelSettings(BaseModel):
     image_size: int = Field(default=224, ge=32, le=1024)
     device: str = "auto"
     # auto: ONNX Runtime fp32 on the CPU (eager bf16/fp32 without it), bf16 on CUDA;
-    # int8: the CPU's opt-in fastest path, its embeddings kept apart (backbone id "+int8").
+    # int8: the CPU's opt-in fastest path, its embeddings kept apart (backbone id "+int8r7", named for its recipe).
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     batch_size: int = Field(default=64, ge=1, le=4096)
     num_workers: int = Field(default=0, ge=0, le=64)

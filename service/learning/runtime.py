@@ -17,6 +17,7 @@ from models.checkpoint import load_checkpoint
 from models.device import resolve_device
 from models.embedding import EmbeddingResult, embed_images
 from models.head import TrainedHead
+from models.quantized import INT8_RECIPE
 from service.core.settings import ModelSettings
 from service.pool.vectors import EmbeddingStores
 
@@ -52,7 +53,7 @@ class ModelRuntime:
     @property
     def backbone_id(self) -> str:
         """The backbone's id; int8 embeddings differ, so that path gets its own id."""
-        suffix = "+int8" if self.settings.precision == "int8" else ""
+        suffix = f"+{INT8_RECIPE}" if self.settings.precision == "int8" else ""
         return self.backbone.backbone_id + suffix
 
     def embed(

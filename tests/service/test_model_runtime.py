@@ -18,7 +18,7 @@ def test_int8_embeddings_get_their_own_backbone_id_and_the_default_keeps_fp32(
     images, _ = load_fashion_mnist("test")
     paths = write_pngs(images[:6], tmp_path / "pool", names=[f"p{i}" for i in range(6)])
     default, int8 = runtime(tmp_path, "auto"), runtime(tmp_path, "int8")
-    assert int8.backbone_id == default.backbone_id + "+int8"
+    assert int8.backbone_id == default.backbone_id + "+int8r7"
     fast, exact = int8.embed(paths), default.embed(paths)
     assert (fast.precision, fast.runtime) == ("int8", "onnxruntime")
     assert (exact.precision, exact.runtime) == ("fp32", "onnxruntime")
