@@ -113,6 +113,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             yield
         finally:
             app.state.jobs.stop()
+            context.gpu_metrics.close()
             context.gateway.close()
             context.engine.dispose()
 

@@ -2,7 +2,8 @@
 
 It also holds the embedding stores (one memory-mapped store per backbone under
 `embedding_dir`), so that everything embedding images reaches the same stores. Every
-embedding takes the path of `plan` (on CUDA: the device decoder).
+embedding takes the path of `plan` (on CUDA: the device decoder) and is counted for
+`/metrics`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from models.checkpoint import load_checkpoint
 from models.device import resolve_device
 from models.embedding import EmbeddingResult, embed_images
 from models.head import TrainedHead
+from service.core.metrics import observe_embedding
 from service.core.settings import ModelSettings
 from service.learning.embedding_plan import EmbeddingPlan, plan_embedding
 from service.pool.vectors import EmbeddingStores
@@ -101,10 +103,19 @@ class ModelRuntime:
             max_pixels=self.max_pixels,
             progress=progress,
         )
-        if (result.precision, result.runtime) != (plan.precision, plan.runtime):
-            with self._lock:  # keep the path taken (ONNX Runtime may have fallen back)
-                self._plan = replace(plan, precision=result.precision, runtime=result.runtime)
+        if paths:
+            self._ran(plan, result)
         return result
+
+    def _ran(self, plan: EmbeddingPlan, result: EmbeddingResult) -> None:
+        """Count the run, and keep the path it took (ONNX Runtime may have fallen back)."""
+        taken = plan
+        if (result.precision, result.runtime) != (plan.precision, plan.runtime):
+            taken = replace(plan, precision=result.precision, runtime=result.runtime)
+            with self._lock:
+                self._plan = taken
+        labels = (str(taken.device), taken.precision, taken.runtime, taken.decoder)
+        observe_embedding(labels, len(result.indices), result.seconds)
 
     def head(self, version: str, checkpoint_path: str | Path) -> TrainedHead:
         with self._lock:

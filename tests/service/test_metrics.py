@@ -1,4 +1,4 @@
-"""`/metrics` and JSON logs: requests by route template, database gauges, request ids."""
+"""`/metrics` and JSON logs: requests by route, database gauges, embedding rates, GPUs, ids."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from service.core.gpu_metrics import NvmlCollector
 from service.core.logs import JsonFormatter, scope
 from service.core.metrics import ObservedTransport, path_template
 from tests.helpers import ImagePool, api_client, make_settings, register_pool
@@ -85,3 +86,30 @@ def test_request_ids_are_echoed_or_made(tmp_path: Path, fashion_pool: ImagePool)
             made.headers["X-Request-ID"] != "pipeline-42"
             and len(made.headers["X-Request-ID"]) == 32
         )
+
+
+def test_gpu_metrics_without_nvml_are_absent_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collector = NvmlCollector(module="activelabel_tests_no_such_nvml")
+    with caplog.at_level(logging.INFO, logger="service.core.gpu_metrics"):
+        assert list(collector.collect()) == [] and list(collector.collect()) == []
+    assert collector.gpus == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "GPU metrics off: activelabel_tests_no_such_nvml is not installed (nvidia-ml-py)"
+    ]
+    collector.close()
+
+
+def test_gpu_metrics_from_the_installed_nvml_are_consistent_or_absent() -> None:
+    collector = NvmlCollector()  # pynvml where nvidia-ml-py is installed
+    families = {family.name: family for family in collector.collect()}
+    collector.close()
+    assert len(families) == (3 if collector.gpus else 0)
+    if families:
+        used = families["activelabel_gpu_memory_used_bytes"].samples
+        total = families["activelabel_gpu_memory_total_bytes"].samples
+        ratio = families["activelabel_gpu_utilization_ratio"].samples
+        assert [s.labels["gpu"] for s in ratio] == [str(i) for i in range(collector.gpus)]
+        assert all(0 <= s.value <= 1 for s in ratio)
+        assert all(0 < u.value <= t.value for u, t in zip(used, total, strict=True))
