@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from guides import Guide
 from labeling.gateway import LabelStudioGateway
 from service.auth.signing import MediaSigner
+from service.core.gpu_metrics import NvmlCollector
 from service.core.settings import Settings
 from service.learning.runtime import ModelRuntime
 from service.studio.ml_backend.cache import EmbeddingCache
@@ -29,6 +30,8 @@ class ServiceContext:
     gateway: LabelStudioGateway
     media: MediaSigner  # signs the image URLs handed to annotators' browsers
     annotation_hooks: list[AnnotationHook] = field(default_factory=list)
+    # GPU utilisation and memory for `/metrics` (nothing where NVML is unavailable).
+    gpu_metrics: NvmlCollector = field(default_factory=NvmlCollector)
     # Embeddings of images fetched for Label Studio's `/predict`, by content (bounded).
     fetched_embeddings: EmbeddingCache = field(init=False)
 

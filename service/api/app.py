@@ -100,13 +100,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         install_release_hook(context, studio_jobs.project_scope(settings))
         app.state.jobs = Worker(context, job_registry())
         app.state.jobs.start()
+        plan = context.runtime.plan
         log.info(
-            "serving with backbone %s on %s", context.runtime.backbone_id, context.runtime.device
+            "serving with backbone %s on %s (%s, %s, %s decoder)",
+            context.runtime.backbone_id,
+            plan.device,
+            plan.precision,
+            plan.runtime,
+            plan.decoder,
         )
         try:
             yield
         finally:
             app.state.jobs.stop()
+            context.gpu_metrics.close()
             context.gateway.close()
             context.engine.dispose()
 

@@ -3,7 +3,8 @@
 Request counts and latency are labelled by route template (`/v1/images/{image_id}`), never
 by raw path, so that ids cannot multiply the series. Images per state, labels and the
 suggestion acceptance rate are counted when scraped: a few indexed aggregate queries.
-Job durations and Label Studio latency come from `service.core.metrics`.
+Job durations, Label Studio latency and embedding rates come from `service.core.metrics`; GPU
+utilisation and memory from `service.core.gpu_metrics` (when NVML is there).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from service.api.deps import SessionDep
+from service.api.deps import ContextDep, SessionDep
 from service.core.metrics import REGISTRY
 from service.core.orm import Annotation, Image, utcnow
 
@@ -115,9 +116,10 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", include_in_schema=False)
-def metrics(session: SessionDep) -> Response:
-    """Prometheus text exposition: process metrics, then the database's, counted now."""
-    database = CollectorRegistry(auto_describe=False)
-    database.register(DatabaseCollector(session))
-    body = exposition(REGISTRY) + exposition(database)
+def metrics(context: ContextDep, session: SessionDep) -> Response:
+    """Prometheus text exposition: process metrics, then the database's and GPUs', read now."""
+    now = CollectorRegistry(auto_describe=False)
+    now.register(DatabaseCollector(session))
+    now.register(context.gpu_metrics)
+    body = exposition(REGISTRY) + exposition(now)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

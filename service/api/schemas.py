@@ -217,6 +217,24 @@ class SyncOut(BaseModel):
     problems: list[AnnotationProblemOut]
 
 
+class ModelPathOut(BaseModel):
+    """How images are embedded: as planned at start-up, then as the last run went."""
+
+    backbone_id: str = Field(description="the embeddings' backbone (`+int8` for int8 ones)")
+    device: str = Field(description="torch device: `cpu`, `cuda`, `cuda:N` or `mps`")
+    device_name: str | None = Field(description="the GPU's name on CUDA, else null")
+    precision: Literal["fp32", "bf16", "int8"] = Field(
+        description="numeric precision of the backbone's forward pass"
+    )
+    runtime: Literal["torch", "onnxruntime"] = Field(
+        description="`onnxruntime`: the exported backbone (the CPU's default), else eager torch"
+    )
+    decoder: Literal["device", "cpu"] = Field(
+        description="`device`: JPEGs decoded on the device (the default on CUDA), else on the CPU"
+    )
+    batch_size: int = Field(description="images per batch")
+
+
 class HealthOut(BaseModel):
     status: Literal["ok", "degraded"]
     database: bool
@@ -224,3 +242,4 @@ class HealthOut(BaseModel):
     backbone_id: str
     guide: str
     model_version: str | None
+    model: ModelPathOut = Field(description="the device and precision images are embedded with")

@@ -1,4 +1,4 @@
-"""Process-wide metrics of events (jobs, Label Studio calls); `/metrics` exposes them.
+"""Process-wide metrics of events (jobs, Label Studio calls, embedding runs): `/metrics`.
 
 Anything in the service may observe here; what is read from the database (images per state,
 labels, acceptance) is computed when `/metrics` is scraped instead (`api/metrics.py`).
@@ -7,10 +7,12 @@ labels, acceptance) is computed when `/metrics` is scraped instead (`api/metrics
 from __future__ import annotations
 
 import re
+import threading
 import time
+from collections import deque
 
 import httpx
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 
@@ -34,6 +36,60 @@ STUDIO_ERRORS = Counter(
     ["method", "path", "error"],
     registry=REGISTRY,
 )
+# Embedding runs (the work of scoring a pool), labelled by the path they took.
+EMBEDDING_LABELS = ["device", "precision", "runtime", "decoder"]
+RECENT_RUNS = 8
+IMAGES_EMBEDDED = Counter(
+    "activelabel_images_embedded_total",
+    "Images embedded, by device, precision, runtime and decoder (`device`: decoded on the GPU).",
+    EMBEDDING_LABELS,
+    registry=REGISTRY,
+)
+EMBEDDING_SECONDS = Counter(
+    "activelabel_embedding_seconds_total",
+    "Seconds spent in embedding runs; rate(images) / rate(seconds) is their images per second.",
+    EMBEDDING_LABELS,
+    registry=REGISTRY,
+)
+EMBEDDING_RATE = Gauge(
+    "activelabel_embedding_images_per_second",
+    f"Images embedded per second over the last {RECENT_RUNS} embedding runs on this path "
+    "(their images over their seconds, decoding and model together).",
+    EMBEDDING_LABELS,
+    registry=REGISTRY,
+)
+
+
+class RecentRate:
+    """Images per second over the last ``runs`` runs: their images over their seconds.
+
+    Each run counts by its seconds, so a one-image run (a Label Studio `/predict`) moves
+    the figure little beside one over a pool of thousands.
+    """
+
+    def __init__(self, runs: int = RECENT_RUNS) -> None:
+        self._runs: deque[tuple[int, float]] = deque(maxlen=runs)
+        self._lock = threading.Lock()
+
+    def add(self, images: int, seconds: float) -> float:
+        """Record one run; returns the rate over the runs kept (0 before any time passed)."""
+        with self._lock:
+            self._runs.append((images, max(seconds, 0.0)))
+            total = sum(seconds for _, seconds in self._runs)
+            return sum(images for images, _ in self._runs) / total if total > 0 else 0.0
+
+
+_recent: dict[tuple[str, ...], RecentRate] = {}
+_recent_lock = threading.Lock()
+
+
+def observe_embedding(labels: tuple[str, str, str, str], images: int, seconds: float) -> None:
+    """Record one embedding run: ``labels`` are (device, precision, runtime, decoder)."""
+    with _recent_lock:
+        recent = _recent.setdefault(labels, RecentRate())
+    IMAGES_EMBEDDED.labels(*labels).inc(images)
+    EMBEDDING_SECONDS.labels(*labels).inc(max(seconds, 0.0))
+    EMBEDDING_RATE.labels(*labels).set(recent.add(images, seconds))
 
 
 def observe_job(kind: str, outcome: str, seconds: float) -> None:

@@ -47,7 +47,9 @@ class ModelSettings(BaseModel):
     # auto: ONNX Runtime fp32 on the CPU (eager bf16/fp32 without it), bf16 on CUDA;
     # int8: the CPU's opt-in fastest path, its embeddings kept apart (backbone id "+int8r7", named for its recipe).
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
-    batch_size: int = Field(default=64, ge=1, le=4096)
+    # auto: JPEGs decoded on the GPU on CUDA, on the CPU elsewhere; cpu: the CPU decoder anyway.
+    decoder: Literal["auto", "device", "cpu"] = "auto"
+    batch_size: int | None = Field(default=None, ge=1, le=4096)  # None: 256 on CUDA, else 64
     num_workers: int = Field(default=0, ge=0, le=64)
     train_epochs: int = Field(default=300, ge=1, le=10_000)
     min_labels_to_train: int = Field(default=10, ge=2)

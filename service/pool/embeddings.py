@@ -33,12 +33,14 @@ class Embedder(Protocol):
     @property
     def embedding_stores(self) -> EmbeddingStores: ...
 
+    @property
+    def chunk_size(self) -> int: ...  # images embedded between two commits
+
     def embed(
         self, paths: Sequence[str | Path], *, progress: Callable[[int, int], None] | None = None
     ) -> EmbeddingResult: ...
 
 
-CHUNK = 512  # images embedded between two commits
 # A file that cannot be opened now (a share offline, a file being replaced) may be readable
 # later: it is left out of this run only. Any other failure is the content's: permanent
 # until `retry_image` finds the file fixed.
@@ -118,9 +120,9 @@ def embed_missing(
         for image, known in zip(images, stored.tolist(), strict=True)
         if not known and not image.unusable_reason
     ]
-    started, done, unreadable = time.monotonic(), 0, []
-    for start in range(0, len(missing), CHUNK):
-        chunk = missing[start : start + CHUNK]
+    started, done, unreadable, size = time.monotonic(), 0, [], runtime.chunk_size
+    for start in range(0, len(missing), size):
+        chunk = missing[start : start + size]
         report = _reporter(progress, started, done, len(missing))
         result = runtime.embed([image.path for image in chunk], progress=report)
         if len(result.indices):

@@ -274,6 +274,10 @@ class RacingEmbedder:
     def embedding_stores(self) -> Any:
         return self.context.runtime.embedding_stores
 
+    @property
+    def chunk_size(self) -> int:
+        return int(self.context.runtime.chunk_size)
+
     def embed(self, paths: Any, *, progress: Any = None) -> EmbeddingResult:
         with self.context.sessions() as other:
             images = [other.get(Image, image_id) for image_id in self.image_ids]

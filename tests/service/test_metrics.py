@@ -1,4 +1,4 @@
-"""`/metrics` and JSON logs: requests by route template, database gauges, request ids."""
+"""`/metrics` and JSON logs: requests by route, database gauges, embedding rates, GPUs, ids."""
 
 from __future__ import annotations
 
@@ -9,10 +9,15 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import select
 
+from service.core.gpu_metrics import NvmlCollector
 from service.core.logs import JsonFormatter, scope
-from service.core.metrics import ObservedTransport, path_template
-from tests.helpers import ImagePool, api_client, make_settings, register_pool
+from service.core.metrics import EMBEDDING_LABELS, ObservedTransport, path_template
+from service.core.orm import Image
+from service.core.settings import ModelSettings, QualitySettings
+from service.pool.embeddings import embed_missing
+from tests.helpers import TEST_IMAGE_SIZE, ImagePool, api_client, make_settings, register_pool
 
 
 def samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -85,3 +90,70 @@ def test_request_ids_are_echoed_or_made(tmp_path: Path, fashion_pool: ImagePool)
             made.headers["X-Request-ID"] != "pipeline-42"
             and len(made.headers["X-Request-ID"]) == 32
         )
+
+
+def test_a_scoring_run_shows_its_rate_and_path_on_metrics_and_health(
+    tmp_path: Path, fashion_pool: ImagePool
+) -> None:
+    model = ModelSettings(image_size=TEST_IMAGE_SIZE, batch_size=32, device="cpu")
+    quiet = QualitySettings(drift_after_ingestion=False)  # no other run meanwhile
+    settings = make_settings(tmp_path, fashion_pool, model=model, quality=quiet)
+    with api_client(settings) as client:
+        path = client.get("/health").json()["model"]
+        labels = tuple(sorted((name, path[name]) for name in EMBEDDING_LABELS))
+        before = samples(client.get("/metrics").text)
+        register_pool(client, str(fashion_pool.folder))
+        context = client.app.state.context  # type: ignore[attr-defined]
+        with context.sessions() as session:
+            run = embed_missing(session, context.runtime, list(session.scalars(select(Image))))
+        found = samples(client.get("/metrics").text)
+        gpus = context.gpu_metrics.gpus
+    assert (path["device"], path["decoder"], path["device_name"]) == ("cpu", "cpu", None)
+    assert (path["precision"], path["runtime"]) == ("fp32", "onnxruntime")  # the CPU default
+    assert path["backbone_id"] and path["batch_size"] == 32
+    images = "activelabel_images_embedded_total", labels
+    seconds = "activelabel_embedding_seconds_total", labels
+    assert found[images] - before.get(images, 0.0) == len(fashion_pool.labels)
+    assert 0 < found[seconds] - before.get(seconds, 0.0) <= run.seconds
+    assert found[("activelabel_embedding_images_per_second", labels)] > 0
+    gpu_series = [name for name, _ in found if name.startswith("activelabel_gpu_")]
+    assert len(gpu_series) == 3 * gpus  # none without NVML and a GPU, and no error
+
+
+def test_health_documents_the_model_path_in_the_openapi_schema(
+    tmp_path: Path, fashion_pool: ImagePool
+) -> None:
+    with api_client(make_settings(tmp_path, fashion_pool)) as client:
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    assert schemas["HealthOut"]["properties"]["model"]["description"]
+    fields = schemas["ModelPathOut"]["properties"]
+    for name in ("device", "device_name", "precision", "runtime", "decoder", "backbone_id"):
+        assert fields[name]["description"], name
+    assert set(fields["precision"]["enum"]) == {"fp32", "bf16", "int8"}
+
+
+def test_gpu_metrics_without_nvml_are_absent_and_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    collector = NvmlCollector(module="activelabel_tests_no_such_nvml")
+    with caplog.at_level(logging.INFO, logger="service.core.gpu_metrics"):
+        assert list(collector.collect()) == [] and list(collector.collect()) == []
+    assert collector.gpus == 0
+    assert [r.getMessage() for r in caplog.records] == [
+        "GPU metrics off: activelabel_tests_no_such_nvml is not installed (nvidia-ml-py)"
+    ]
+    collector.close()
+
+
+def test_gpu_metrics_from_the_installed_nvml_are_consistent_or_absent() -> None:
+    collector = NvmlCollector()  # pynvml where nvidia-ml-py is installed
+    families = {family.name: family for family in collector.collect()}
+    collector.close()
+    assert len(families) == (3 if collector.gpus else 0)
+    if families:
+        used = families["activelabel_gpu_memory_used_bytes"].samples
+        total = families["activelabel_gpu_memory_total_bytes"].samples
+        ratio = families["activelabel_gpu_utilization_ratio"].samples
+        assert [s.labels["gpu"] for s in ratio] == [str(i) for i in range(collector.gpus)]
+        assert all(0 <= s.value <= 1 for s in ratio)
+        assert all(0 < u.value <= t.value for u, t in zip(used, total, strict=True))
