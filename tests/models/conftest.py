@@ -1,7 +1,14 @@
-"""Shared, session-cached fixtures for the image model tests: real Fashion-MNIST images."""
+"""Shared, session-cached fixtures for the image model tests: real Fashion-MNIST images.
+
+The full data set comes from the Debian package ``dataset-fashion-mnist``. Where it is not
+installed (a bare GPU machine), or ``ACTIVELABEL_TEST_FASHION_MNIST=sample`` asks for it, the
+first 128 images of each split, shipped in ``data/fashion-mnist-sample`` (same idx format),
+serve the tests that need no more.
+"""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,11 +16,12 @@ import numpy as np
 import pytest
 
 from models.backbone import Backbone, BackboneSpec, load_backbone
-from models.datasets import load_fashion_mnist, write_pngs
+from models.datasets import DEBIAN_FASHION_MNIST_DIR, load_fashion_mnist, write_pngs
 from models.embedding import embed_images
 
 N_PROBE_TRAIN = 300
 N_PROBE_TEST = 300
+SAMPLE_DIR = Path(__file__).parent / "data" / "fashion-mnist-sample"
 
 
 @dataclass(frozen=True)
@@ -37,10 +45,18 @@ class ProbeData:
     backbone_id: str
 
 
+def fashion_mnist_dir() -> Path:
+    """The Debian package's directory, or the shipped sample's where it is missing."""
+    wanted = os.environ.get("ACTIVELABEL_TEST_FASHION_MNIST", "full")
+    full = (DEBIAN_FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file()
+    return DEBIAN_FASHION_MNIST_DIR if full and wanted != "sample" else SAMPLE_DIR
+
+
 @pytest.fixture(scope="session")
 def fashion_mnist() -> FashionMnist:
-    train_images, train_labels = load_fashion_mnist("train")
-    test_images, test_labels = load_fashion_mnist("test")
+    directory = fashion_mnist_dir()
+    train_images, train_labels = load_fashion_mnist("train", directory=directory)
+    test_images, test_labels = load_fashion_mnist("test", directory=directory)
     return FashionMnist(train_images, train_labels, test_images, test_labels)
 
 
