@@ -45,7 +45,7 @@ class ModelSettings(BaseModel):
     image_size: int = Field(default=224, ge=32, le=1024)
     device: str = "auto"
     # auto: ONNX Runtime fp32 on the CPU (eager bf16/fp32 without it), bf16 on CUDA;
-    # int8: the CPU's opt-in fastest path, its embeddings kept apart (backbone id "+int8r7", named for its recipe).
+    # int8: the CPU's opt-in fastest path, its embeddings kept apart (backbone id "+int8r7").
     precision: Literal["auto", "fp32", "bf16", "int8"] = "auto"
     # auto: JPEGs decoded on the GPU on CUDA, on the CPU elsewhere; cpu: the CPU decoder anyway.
     decoder: Literal["auto", "device", "cpu"] = "auto"
