@@ -118,6 +118,8 @@ def embed_missing(
         for image, known in zip(images, stored.tolist(), strict=True)
         if not known and not image.unusable_reason
     ]
+    if missing:  # committed per chunk anyway: no write stays pending while the backbone runs
+        session.commit()
     started, done, unreadable = time.monotonic(), 0, []
     for start in range(0, len(missing), CHUNK):
         chunk = missing[start : start + CHUNK]
