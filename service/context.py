@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from guides import Guide
 from labeling.gateway import LabelStudioGateway
 from service.auth.signing import MediaSigner
+from service.core.db import READ, WRITE, bind_for
 from service.core.gpu_metrics import NvmlCollector
 from service.core.settings import Settings
 from service.learning.runtime import ModelRuntime
@@ -34,9 +35,24 @@ class ServiceContext:
     gpu_metrics: NvmlCollector = field(default_factory=NvmlCollector)
     # Embeddings of images fetched for Label Studio's `/predict`, by content (bounded).
     fetched_embeddings: EmbeddingCache = field(init=False)
+    _binds: dict[str, Engine] = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.fetched_embeddings = EmbeddingCache(self.settings.ml_backend.embedding_cache_size)
+        self._binds = {kind: bind_for(self.engine, kind) for kind in (READ, WRITE)}
+
+    def reading(self) -> Session:
+        """A read-only session: it never takes the write lock (see `service.core.db`)."""
+        return self.sessions(bind=self._binds[READ])
+
+    def writing(self, *, wait_s: float | None = None) -> Session:
+        """A unit of work that writes: it takes the write lock when it begins.
+
+        `wait_s` bounds its wait for the lock below the busy timeout (a note that may wait).
+        """
+        if wait_s is None:
+            return self.sessions(bind=self._binds[WRITE])
+        return self.sessions(bind=bind_for(self.engine, WRITE, busy_timeout_s=wait_s))
 
     def annotations_changed(self, image_ids: set[int] | None) -> None:
         """Tell the hooks (such as live agreement) about committed annotation changes."""

@@ -18,7 +18,7 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.deps import CurrentKey
-from service.api.errors import error_body
+from service.api.errors import error_body, error_headers
 from service.api.metrics import observe_request
 from service.core.errors import classify
 from service.core.logs import scope as request_scope
@@ -100,6 +100,9 @@ async def _send_error(send: Send, exc: Exception, where: str) -> None:
     if status >= 500:
         log.error("unhandled error in %s", where, exc_info=exc)
     body = json.dumps(error_body(code, message, details)).encode()
+    extra = [
+        (k.lower().encode(), v.encode()) for k, v in (error_headers(status, code) or {}).items()
+    ]
     await send(
         {
             "type": "http.response.start",
@@ -107,6 +110,7 @@ async def _send_error(send: Send, exc: Exception, where: str) -> None:
             "headers": [
                 (b"content-type", b"application/json"),
                 (b"content-length", str(len(body)).encode()),
+                *extra,
             ],
         }
     )

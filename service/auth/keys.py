@@ -9,18 +9,21 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from pydantic import SecretStr
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from service.auth.tables import ApiKey
-from service.core.errors import NotFound, ServiceError
+from service.core.errors import NotFound, ServiceError, is_busy
 from service.core.orm import utcnow
 
+log = logging.getLogger(__name__)
 TOKEN_PREFIX = "al_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)  # at most one write per key and minute
 
@@ -77,6 +80,27 @@ def authenticate(
         key.last_used_at = now
         session.flush()
     return key
+
+
+def record_use(units: Callable[[], Session], key: ApiKey, *, now: datetime | None = None) -> None:
+    """Record that `key` was used, in a unit of its own, when its last use is a minute old.
+
+    A busy database skips the note (it is informational): a request never fails for it.
+    """
+    now = now or utcnow()
+    last = _aware(key.last_used_at)
+    if last is not None and now - last < LAST_USED_RESOLUTION:
+        return
+    try:
+        with units() as session:
+            session.execute(update(ApiKey).where(ApiKey.id == key.id).values(last_used_at=now))
+            session.commit()
+    except Exception as err:
+        if not is_busy(err):
+            raise
+        log.warning("the use of key %s was not recorded: the database is busy", key.prefix)
+        return
+    key.last_used_at = now
 
 
 def revoke_key(session: Session, id_or_prefix: str) -> ApiKey:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from guides import GuideError
 from labeling.errors import LabelingError, LabelStudioRejected, LabelStudioUnavailable
@@ -59,9 +60,42 @@ class PayloadTooLarge(ServiceError):
     status_code, code = 413, "payload_too_large"
 
 
+class DatabaseBusy(ServiceError):
+    """The database stayed locked for the whole busy timeout: try again shortly."""
+
+    status_code, code = 503, "database_busy"
+    retry_after_s = 1
+
+
+# SQLite: SQLITE_BUSY (5), SQLITE_LOCKED (6); PostgreSQL: lock_not_available,
+# serialization_failure, deadlock_detected
+_SQLITE_BUSY_CODES = {5, 6}
+_SQLITE_BUSY_TEXT = ("database is locked", "database table is locked", "database schema is locked")
+_POSTGRES_BUSY_CODES = {"55P03", "40001", "40P01"}
+
+
+def is_busy(exc: BaseException) -> bool:
+    """Whether `exc` says the database was too busy (a lock not granted in time), nothing worse."""
+    if isinstance(exc, DatabaseBusy | PoolTimeout):
+        return True
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    if getattr(orig, "sqlite_errorcode", None) in _SQLITE_BUSY_CODES:
+        return True
+    if getattr(orig, "sqlstate", None) in _POSTGRES_BUSY_CODES:
+        return True
+    return any(text in str(orig) for text in _SQLITE_BUSY_TEXT)
+
+
+BUSY_MESSAGE = "the database is busy; try again shortly"
+
+
 def classify(exc: Exception) -> tuple[int, str, str, Any]:
     if isinstance(exc, ServiceError):
         return exc.status_code, exc.code, exc.message, exc.details
+    if is_busy(exc):
+        return DatabaseBusy.status_code, DatabaseBusy.code, BUSY_MESSAGE, None
     if isinstance(exc, GuideError):
         problems = [{"location": p.location, "message": p.message} for p in exc.problems]
         return 422, exc.code, "the labeling guide is invalid", problems

@@ -2,7 +2,8 @@
 
 Every write on a running job is guarded by `lease_owner = me AND status = 'running'`: a
 worker that lost its lease (it stalled past expiry and the job was handed on) can no longer
-change the job. Each function only executes; the worker commits, one short transaction each.
+change the job. Each function only executes; the worker commits, one short unit each.
+On PostgreSQL a unit that updates several jobs locks their rows in id order (`_in_order`).
 """
 
 from __future__ import annotations
@@ -65,6 +66,13 @@ def claim(
     ).one()
 
 
+def _in_order(session: Session, condition: Any) -> None:
+    """Lock the rows `condition` matches in id order first (PostgreSQL; SQLite holds the
+    database's write lock already): units that update several jobs never deadlock."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(select(Job.id).where(condition).order_by(Job.id).with_for_update())
+
+
 def _held(job_id: str, owner: str) -> Any:
     return and_(Job.id == job_id, Job.lease_owner == owner, Job.status == RUNNING)
 
@@ -75,9 +83,11 @@ def extend_leases(
     """Heartbeat: push back the leases still held; {job id: cancel requested} for those."""
     if not job_ids:
         return {}
+    mine = and_(Job.id.in_(list(job_ids)), Job.lease_owner == owner, Job.status == RUNNING)
+    _in_order(session, mine)
     session.execute(
         update(Job)
-        .where(Job.id.in_(list(job_ids)), Job.lease_owner == owner, Job.status == RUNNING)
+        .where(mine)
         .values(heartbeat_at=now, lease_expires_at=now + timedelta(seconds=lease_s))
         .execution_options(synchronize_session=False)
     )
@@ -134,6 +144,12 @@ def save_checkpoint(session: Session, job_id: str, owner: str, state: dict[str, 
     return bool(done.rowcount)  # type: ignore[attr-defined]
 
 
+def any_expired(session: Session, *, now: datetime) -> bool:
+    """Whether a running job's lease has expired (a read: `recover_expired` is then due)."""
+    expired = and_(Job.status == RUNNING, Job.lease_expires_at < now)
+    return session.scalar(select(exists().where(expired))) is True
+
+
 def recover_expired(session: Session, *, now: datetime) -> tuple[int, int]:
     """Jobs whose lease expired (their process died): requeue or fail them.
 
@@ -141,8 +157,7 @@ def recover_expired(session: Session, *, now: datetime) -> tuple[int, int]:
     (requeued, ended): ended jobs were cancelled if asked, else failed `interrupted`.
     """
     expired = and_(Job.status == RUNNING, Job.lease_expires_at < now)
-    if session.scalar(select(exists().where(expired))) is not True:
-        return 0, 0  # the usual case: no write, no lock taken
+    _in_order(session, expired)
     released = {"lease_owner": None, "lease_expires_at": None, "updated_at": now}
     requeued = session.execute(
         update(Job)

@@ -37,25 +37,39 @@ class PeriodicScheduler:
         return min((every for every in intervals if every is not None), default=None)
 
     def enqueue_due(self) -> None:
-        """Enqueue every periodic kind whose interval has passed."""
+        """Enqueue every periodic kind whose interval has passed (read first: only a due kind
+        takes the write lock, and the write unit checks again under it)."""
         for spec in self.specs:
             every = spec.interval(self.settings)
             if every is None or time.monotonic() < self._next.get(spec.kind, 0.0):
                 continue
-            scope = spec.scope_for(self.settings)
-
-            def due(
-                session: Session, kind: str = spec.kind, every: float = every, scope: str = scope
-            ) -> datetime:
-                now = utcnow()
-                last = session.scalar(
-                    select(func.max(Job.created_at)).where(Job.kind == kind, Job.scope == scope)
+            kind, scope = spec.kind, spec.scope_for(self.settings)
+            last = self.writer.read(lambda s, k=kind, sc=scope: last_created(s, k, sc))
+            if _due(last, every):
+                last = self.writer.write(
+                    lambda s, k=kind, sc=scope, e=every: _enqueue_if_due(s, k, sc, e)
                 )
-                if last is None or as_utc(last) <= now - timedelta(seconds=every):
-                    enqueue(session, kind, {}, scope=scope)
-                    return now
-                return as_utc(last)
-
-            last = self.writer.write(due)
+            assert last is not None
             wait = (last + timedelta(seconds=every) - utcnow()).total_seconds()
             self._next[spec.kind] = time.monotonic() + max(wait, 0.0)
+
+
+def last_created(session: Session, kind: str, scope: str) -> datetime | None:
+    """When the newest job of `kind` in `scope` was created, if any."""
+    last = session.scalar(
+        select(func.max(Job.created_at)).where(Job.kind == kind, Job.scope == scope)
+    )
+    return None if last is None else as_utc(last)
+
+
+def _due(last: datetime | None, every: float) -> bool:
+    return last is None or last <= utcnow() - timedelta(seconds=every)
+
+
+def _enqueue_if_due(session: Session, kind: str, scope: str, every: float) -> datetime:
+    last = last_created(session, kind, scope)
+    if _due(last, every):
+        enqueue(session, kind, {}, scope=scope)
+        return utcnow()
+    assert last is not None
+    return last

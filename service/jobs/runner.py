@@ -1,7 +1,12 @@
 """Running one claimed job: its handler, the calls it makes back, and its recorded outcome.
 
-Every outcome is written with a guarded update (see `leases.release`) retried while the
-database is busy; if it still cannot be written, the lease expires and the job runs again.
+Every outcome is written with a guarded update (see `leases.release`), retried with backoff
+while the database is busy, for as long as this worker holds the lease (the heartbeat goes
+on meanwhile): a job that finished is recorded as finished. Only a stopping service gives up,
+and then the lease expires and the job runs again.
+
+A progress note waits for the write lock a moment only (the handler's own session may hold
+it); one that could not be written is kept and written with the next heartbeat.
 """
 
 from __future__ import annotations
@@ -15,11 +20,11 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import OperationalError, StatementError
+from sqlalchemy.exc import StatementError
 from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
-from service.core.errors import describe_exception
+from service.core.errors import describe_exception, is_busy
 from service.core.logs import scope
 from service.core.metrics import observe_job
 from service.core.orm import utcnow
@@ -29,6 +34,8 @@ from service.jobs.tables import CANCELLED, FAILED, QUEUED, SUCCEEDED, Job
 from service.jobs.writes import Writer
 
 log = logging.getLogger(__name__)
+PROGRESS_WAIT_S = 0.05  # how long a progress note waits for the write lock
+_DEFERRED: Any = object()  # a progress note not written now
 
 
 @dataclass
@@ -38,6 +45,8 @@ class Running:
     job_id: str
     cancel: threading.Event = field(default_factory=threading.Event)
     lost: threading.Event = field(default_factory=threading.Event)
+    # the newest progress note not written yet (fraction, message): the heartbeat writes it
+    pending: tuple[float, str] | None = None
 
 
 class Runner:
@@ -97,6 +106,8 @@ class Runner:
         except spec.retry_on as err:
             return self._retry(spec, job, err)  # type: ignore[arg-type]
         except Exception as err:  # every failure is recorded on the job, never lost
+            if is_busy(err):  # the database stayed locked: worth another attempt
+                return self._retry(spec, job, err)
             return self._failed(job, err)
         return {
             "status": SUCCEEDED,
@@ -133,21 +144,34 @@ class Runner:
         }
 
     def _record(self, job: Job, values: dict[str, Any]) -> None:
+        """Write the outcome; on a busy database retry until written, the lease is lost or
+        the service stops (the lease then expires and the job runs again)."""
+
         def write(session: Session) -> bool:
             return leases.release(session, job.id, self.owner, now=utcnow(), **values)
 
-        try:
-            held = self.writer.write(write)
-        except StatementError as err:  # e.g. a result that is not JSON: record that instead
-            if isinstance(err, OperationalError) or values["status"] != SUCCEEDED:
-                log.exception(
-                    "job %s: outcome %s not written; the lease will expire",
-                    job.id,
-                    values["status"],
-                )
-                return
-            self._record(job, self._failed(job, err))
-            return
+        while True:
+            try:
+                held = self.writer.write(write)
+                break
+            except Exception as err:
+                if is_busy(err) and not self.stopping.is_set():
+                    log.warning(
+                        "job %s: outcome %s delayed: database busy", job.id, values["status"]
+                    )
+                    continue
+                if (
+                    is_busy(err)
+                    or not isinstance(err, StatementError)
+                    or values["status"] != SUCCEEDED
+                ):
+                    log.exception(
+                        "job %s: outcome %s not written; the lease will expire",
+                        job.id,
+                        values["status"],
+                    )
+                    return
+                values = self._failed(job, err)  # e.g. a result that is not JSON: record that
         if not held:
             log.warning("job %s: outcome %s dropped, the lease was lost", job.id, values["status"])
 
@@ -163,13 +187,20 @@ class Runner:
                 return
             last[0] = now
             value = 0.0 if math.isnan(fraction) else max(0.0, min(1.0, fraction))
+            running.pending = (value, message)
 
             def write(session: Session) -> bool | None:
                 return leases.record_progress(
                     session, running.job_id, self.owner, value, message, now=utcnow()
                 )
 
-            self._apply(running, self.writer.best_effort(write, default=False))
+            units = lambda: self.ctx.writing(wait_s=PROGRESS_WAIT_S)  # noqa: E731
+            flag = self.writer.best_effort(write, default=_DEFERRED, units=units)
+            if flag is _DEFERRED:
+                return  # kept in `pending` for the heartbeat
+            if running.pending == (value, message):
+                running.pending = None
+            self._apply(running, flag)  # type: ignore[arg-type]
 
         return progress
 
@@ -186,7 +217,7 @@ class Runner:
             def ask(session: Session) -> bool | None:
                 return leases.cancel_requested(session, running.job_id, self.owner)
 
-            self._apply(running, self.writer.best_effort(ask, default=False))
+            self._apply(running, self.writer.read(ask))
 
     def _apply(self, running: Running, flag: bool | None) -> None:
         if flag is None:

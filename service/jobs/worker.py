@@ -4,7 +4,11 @@
 - A housekeeping thread heartbeats the leases held, notices cancels, requeues or fails jobs
   whose lease expired (a dead process's, never a live one's) and enqueues periodic kinds
   (`periodic.py`).
-- Every write is its own short transaction, retried while the database is busy (`writes.py`).
+- Every write is its own short unit (it takes the write lock when it begins), retried with
+  backoff while the database is busy (`writes.py`); reads that decide whether to write run
+  in read-only sessions, so an idle worker never takes the write lock.
+- A heartbeat is retried until the lease it extends would expire, so a busy database does
+  not cost a running job its lease; it also writes the progress notes that had to wait.
 """
 
 from __future__ import annotations
@@ -64,7 +68,8 @@ class Worker:
         self._running: dict[str, Running] = {}
         self._lock = threading.Lock()
         self._threads: list[threading.Thread] = []
-        self._writer = Writer(ctx.sessions, self.options.write_retry_s)
+        self._writer = Writer(ctx.writing, ctx.reading, self.options.write_retry_s)
+        self._last_beat = time.monotonic()  # when the leases held were last extended
         self._runner = Runner(
             ctx,
             self.owner,
@@ -164,7 +169,10 @@ class Worker:
     def housekeeping(self) -> None:
         """Heartbeat held leases, recover expired ones, enqueue periodic kinds that are due."""
         self._heartbeat()
-        requeued, ended = self._writer.write(lambda s: leases.recover_expired(s, now=utcnow()))
+        if not self._writer.read(lambda s: leases.any_expired(s, now=utcnow())):
+            requeued, ended = 0, 0  # the usual case: no write, no lock taken
+        else:
+            requeued, ended = self._writer.write(lambda s: leases.recover_expired(s, now=utcnow()))
         if requeued or ended:
             log.warning("jobs of stopped workers: %d requeued, %d ended", requeued, ended)
             self._wake.set()
@@ -175,14 +183,26 @@ class Worker:
         with self._lock:
             held = dict(self._running)
         if not held:
+            self._last_beat = time.monotonic()
             return
+        notes = {job_id: r.pending for job_id, r in held.items() if r.pending is not None}
 
         def beat(session: Session) -> dict[str, bool]:
-            return leases.extend_leases(
-                session, held, self.owner, lease_s=self.options.lease_s, now=utcnow()
+            now = utcnow()
+            alive = leases.extend_leases(
+                session, held, self.owner, lease_s=self.options.lease_s, now=now
             )
+            for job_id, (fraction, message) in notes.items():
+                leases.record_progress(session, job_id, self.owner, fraction, message, now=now)
+            return alive
 
-        alive = self._writer.write(beat)
+        # retried until the leases would expire: after that another worker may take the jobs
+        retry_s = self._last_beat + 0.9 * self.options.lease_s - time.monotonic()
+        alive = self._writer.write(beat, retry_s=max(retry_s, 0.0))
+        self._last_beat = time.monotonic()
+        for job_id, note in notes.items():
+            if held[job_id].pending == note:
+                held[job_id].pending = None
         for job_id, running in held.items():
             if job_id not in alive:
                 running.lost.set()

@@ -10,6 +10,7 @@ others'.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
 from sqlalchemy import func, select
@@ -47,18 +48,40 @@ def least_used_gold(session: Session, count: int) -> list[Image]:
     return list(session.scalars(query))
 
 
+@dataclass(frozen=True)
+class GoldPick:
+    """The gold images a round gets, with their embeddings."""
+
+    images: list[Image]
+    vectors: dict[int, np.ndarray]
+
+
+def pick_gold(session: Session, ctx: ServiceContext, n_items: int) -> GoldPick:
+    """The least used gold images for a round of `n_items`, embedded.
+
+    Embedding missing ones commits them: call it before the round's first write, so the
+    round's write unit never holds the write lock while the backbone runs.
+    """
+    gold = least_used_gold(session, gold_count(n_items, ctx.settings.quality.gold_share))
+    vectors = ensure_embeddings(session, ctx.runtime, gold).vectors if gold else {}
+    return GoldPick([image for image in gold if image.id in vectors], vectors)
+
+
 def mix_gold(
     session: Session,
     ctx: ServiceContext,
     round_: Round,
     head: TrainedHead,
     strategy: Callable[[np.ndarray], np.ndarray],
+    picked: GoldPick | None = None,
 ) -> list[int]:
-    """Add gold items to a selected round (flush only) and shuffle every rank; returns their ids."""
+    """Add gold items to a selected round (flush only) and shuffle every rank; returns their ids.
+
+    `picked`: the round's gold from `pick_gold`, or None to pick it here.
+    """
     items = list(session.scalars(select(RoundItem).where(RoundItem.round_id == round_.id)))
-    gold = least_used_gold(session, gold_count(len(items), ctx.settings.quality.gold_share))
-    vectors = ensure_embeddings(session, ctx.runtime, gold).vectors if gold else {}
-    gold = [image for image in gold if image.id in vectors]
+    picked = picked if picked is not None else pick_gold(session, ctx, len(items))
+    gold, vectors = picked.images, picked.vectors
     if not gold:
         return []
     probs = head.predict_proba(stack(vectors, [image.id for image in gold]))

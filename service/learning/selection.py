@@ -15,7 +15,7 @@ from service.context import ServiceContext
 from service.core.errors import NoModel
 from service.core.orm import Annotation, DeletedTask, Image, Round, RoundItem
 from service.core.progress import Progress, no_progress, scaled
-from service.learning.gold import GOLD_SOURCE, mix_gold
+from service.learning.gold import GOLD_SOURCE, mix_gold, pick_gold
 from service.learning.selection_inputs import RoundInputs, round_inputs
 from service.learning.strategies import display_score, resolve_strategy
 from service.learning.training import current_model, labeled_images, needs_training, train_model
@@ -105,6 +105,12 @@ def select_round(
         if store is not None
         else None
     )
+    # everything is computed before the round's first write: its unit holds the lock briefly
+    picks = scores = None
+    if chosen is not None:
+        picks = select_batch(strategy, chosen.inputs, class_balanced=request.class_balanced)
+        scores = display_score(strategy)(chosen.inputs.probs)
+    gold = pick_gold(session, ctx, len(picks)) if picks is not None else None
     round_ = Round(
         strategy=strategy,
         k=request.k,
@@ -118,13 +124,11 @@ def select_round(
     session.add(round_)
     session.flush()
     chosen_ids: list[int] = []
-    if chosen is not None:
-        picks = select_batch(strategy, chosen.inputs, class_balanced=request.class_balanced)
-        scores = display_score(strategy)(chosen.inputs.probs)
+    if chosen is not None and picks is not None and scores is not None:
         _add_items(session, round_, chosen, scores, picks, ctx.guide.label_names)
         chosen_ids = chosen.image_ids[picks].tolist()
         session.flush()
-        mix_gold(session, ctx, round_, head, display_score(strategy))
+        mix_gold(session, ctx, round_, head, display_score(strategy), gold)
     after = {
         "strategy": strategy,
         "k": request.k,

@@ -120,6 +120,8 @@ def embed_missing(
         for image, known in zip(images, stored.tolist(), strict=True)
         if not known and not image.unusable_reason
     ]
+    if missing:  # committed per chunk anyway: no write stays pending while the backbone runs
+        session.commit()
     started, done, unreadable, size = time.monotonic(), 0, [], runtime.chunk_size
     for start in range(0, len(missing), size):
         chunk = missing[start : start + size]

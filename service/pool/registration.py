@@ -95,7 +95,14 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-BATCH = 200  # files per transaction (and per audit entry)
+BATCH = 200  # files per write unit (and per audit entry)
+
+
+@dataclass(frozen=True)
+class _Checked:
+    path: Path
+    info: ImageInfo
+    digest: str
 
 
 def register_folder(
@@ -108,7 +115,9 @@ def register_folder(
 ) -> RegistrationReport:
     """Register every readable image below `folder`; anything else is skipped with its reason.
 
-    Each batch commits with one `image.registered` audit entry naming the images it added.
+    Each batch's files are decoded and hashed first, with no transaction open; then the batch
+    is written and committed in one short unit with one `image.registered` audit entry naming
+    the images it added. The write lock is never held while files are read.
     """
     files = sorted(
         p
@@ -117,31 +126,31 @@ def register_folder(
     )
     under_folder = Image.path.startswith(f"{folder}{os.sep}", autoescape=True)
     known = set(session.scalars(select(Image.path).where(under_folder)))
+    session.commit()  # end the read before the files are checked
     report = RegistrationReport()
     for start in range(0, len(files), BATCH):
-        added = [
-            image.id
-            for path in files[start : start + BATCH]
-            if (image := _register_one(session, path, known, allowed_roots, max_pixels, report))
+        batch = files[start : start + BATCH]
+        checked = [
+            c for p in batch if (c := _check_one(p, known, allowed_roots, max_pixels, report))
         ]
+        added = [_add_image(session, c.path, c.info, "folder", c.digest).id for c in checked]
         if added:
             after = {"registered": len(added), "image_ids": added}
             record(session, "image.registered", subject=("folder", str(folder)), after=after)
-        session.commit()  # keep write transactions short; progress is written elsewhere
+        session.commit()
         if progress is not None:
             progress(min(start + BATCH, len(files)), len(files))
-    session.commit()
     return report
 
 
-def _register_one(
-    session: Session,
+def _check_one(
     path: Path,
     known: set[str],
     allowed_roots: Sequence[Path],
     max_pixels: int,
     report: RegistrationReport,
-) -> Image | None:
+) -> _Checked | None:
+    """The file decoded and hashed, or None (known already, or skipped with its reason)."""
     if str(path) in known:
         report.already_known += 1
         return None
@@ -155,7 +164,7 @@ def _register_one(
         report.skipped.append(SkippedFile(str(path), err.code, err.reason))
         return None
     report.registered += 1
-    return _add_image(session, path, info, "folder", sha256_of(path))
+    return _Checked(path, info, sha256_of(path))
 
 
 def _add_image(session: Session, path: Path, info: ImageInfo, source: str, digest: str) -> Image:
