@@ -36,7 +36,7 @@ from models.batches import ImageFailure, PixelBatch
 from models.device_resize import orient, resize_into, resize_square
 from models.errors import ImageDecodeError
 from models.images import ImageHeader, load_rgb, load_rgb_bytes
-from models.jpeg_structure import UnfitJpeg, check_jpeg, marker_positions
+from models.jpeg_structure import JpegLayout, UnfitJpeg, check_jpeg, marker_positions
 from models.staging import stage_files
 
 __all__ = [
@@ -52,7 +52,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class EncodedJpeg:
     """A checked JPEG left for the device decoder: ``data`` (n_bytes,) uint8, SOI to EOI."""
 
@@ -98,30 +98,41 @@ def read_batch(
     decoded (in ``cpu_pool`` when given), or the CPU path's failure.
     """
     staged = stage_files(paths, max_bytes=options.max_bytes, pin=options.device.type == "cuda")
-    array = staged.array()
-    markers, view = marker_positions(array), memoryview(array)
+    markers, limit = marker_positions(staged.array()), options.pixel_limit
     items: list[Item | None] = [None] * len(paths)
     cpu: list[tuple[int, int, bytes | None]] = []  # (position, index, bytes read or None)
-    for position, (path, bounds) in enumerate(zip(paths, staged.bounds, strict=True)):
-        if bounds is None:
+    device: list[tuple[int, int, JpegLayout]] = []  # (position, offset, layout)
+    for position, (data, bounds) in enumerate(zip(staged.contents, staged.bounds, strict=True)):
+        if data is None or bounds is None:
             cpu.append((position, start + position, None))
             continue
         try:
-            layout = check_jpeg(view, bounds[0], bounds[1], markers)
+            layout = check_jpeg(data, markers, bounds[0])
         except UnfitJpeg:
-            cpu.append((position, start + position, bytes(view[bounds[0] : bounds[1]])))
+            cpu.append((position, start + position, data))
             continue
-        if layout.header.width * layout.header.height > options.pixel_limit:
-            cpu.append((position, start + position, bytes(view[bounds[0] : bounds[1]])))
-            continue
-        data = staged.buffer[bounds[0] : bounds[0] + layout.end]
-        items[position] = EncodedJpeg(start + position, path, data, layout.header)
+        if layout.header.width * layout.header.height > limit:
+            cpu.append((position, start + position, data))
+        else:
+            device.append((position, bounds[0], layout))
+    views = _views(staged.buffer, [(offset, layout.end) for _, offset, layout in device])
+    for (position, _, layout), view in zip(device, views, strict=True):
+        items[position] = EncodedJpeg(start + position, paths[position], view, layout.header)
     run = cpu_pool.map if cpu_pool is not None else map
     jobs = [(index, paths[position], data, options) for position, index, data in cpu]
     decoded = run(_decode_cpu, *zip(*jobs, strict=True)) if jobs else []
     for (position, _, _), item in zip(cpu, decoded, strict=True):
         items[position] = item
     return items  # type: ignore[return-value]
+
+
+def _views(buffer: torch.Tensor, spans: list[tuple[int, int]]) -> list[torch.Tensor]:
+    """Views ``buffer[offset : offset + length]`` of ordered, disjoint spans, in one split."""
+    if not spans:
+        return []
+    edges = [edge for offset, length in spans for edge in (offset, offset + length)]
+    sizes = np.diff([0, *edges, len(buffer)]).tolist()
+    return list(buffer.split(sizes)[1::2])
 
 
 def read_item(index: int, path: str, options: DecodeOptions) -> Item:

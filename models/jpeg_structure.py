@@ -20,6 +20,7 @@ import struct
 from bisect import bisect_left
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -41,12 +42,31 @@ class UnfitJpeg(ValueError):
     """The JPEG is not one to hand the device decoder; the message says why."""
 
 
-@dataclass(frozen=True, slots=True)
-class JpegLayout:
+class JpegLayout(NamedTuple):
     """A checked JPEG: its header, and ``end``, the offset just past its EOI marker."""
 
     header: ImageHeader
     end: int
+
+
+class _Frame(NamedTuple):
+    """A frame header: size, ``components`` as ((id, quantisation table), ...)."""
+
+    height: int
+    width: int
+    components: tuple[tuple[int, int], ...]
+    progressive: bool
+    rgb_ids: bool
+
+
+class _Scan(NamedTuple):
+    """A scan header: ``components`` as ((id, DC table, AC table), ...), then Ss, Se, Ah, Al."""
+
+    components: tuple[tuple[int, int, int], ...]
+    first: int
+    last: int
+    high: int
+    low: int
 
 
 @dataclass(slots=True)
@@ -54,9 +74,8 @@ class _Parse:
     """What the segments seen so far declared."""
 
     orientation: int | None = None  # from the first EXIF block, as Pillow reads it
-    frame: tuple[int, int, dict[int, int]] | None = None  # height, width, {id: table}
-    progressive: bool = False
-    rgb_ids: bool = False
+    frame: _Frame | None = None
+    tables: dict[int, int] = field(default_factory=dict)  # component id: quantisation table
     adobe_transform: int | None = None
     jfif: bool = False
     quant: set[int] = field(default_factory=set)
@@ -74,25 +93,27 @@ def marker_positions(buffer: np.ndarray) -> list[int]:
     return ff[_ENDS_DATA[buffer[ff + 1]]].tolist()
 
 
-def check_jpeg(data: memoryview | bytes, start: int, stop: int, markers: list[int]) -> JpegLayout:
-    """Check the JPEG in ``data[start:stop]``; ``markers`` from :func:`marker_positions`.
+def check_jpeg(data: bytes, markers: list[int], offset: int = 0) -> JpegLayout:
+    """Check the JPEG file ``data``, found at ``offset`` of the buffer that ``markers``
+    (from :func:`marker_positions`) were found in.
 
-    Returns its layout (``end`` relative to ``start``); raises :class:`UnfitJpeg` otherwise.
+    Returns its layout; raises :class:`UnfitJpeg` when the device decoder should not take it.
     """
-    if stop - start < 4 or data[start] != 0xFF or data[start + 1] != _SOI:
+    stop = len(data)
+    if stop < 4 or data[0] != 0xFF or data[1] != _SOI:
         raise UnfitJpeg("does not start with SOI")
-    parse, position = _Parse(), start + 2
+    parse, position = _Parse(), 2
     while True:
         if position + 2 > stop:
             raise UnfitJpeg("ends before EOI")
         if data[position] != 0xFF:
-            raise UnfitJpeg(f"no marker at offset {position - start}")
+            raise UnfitJpeg(f"no marker at offset {position}")
         marker = data[position + 1]
         if marker == 0xFF:  # a fill byte before a marker
             position += 1
             continue
         if marker == _EOI:
-            return _layout(parse, position + 2 - start)
+            return _layout(parse, position + 2)
         if position + 4 > stop:
             raise UnfitJpeg("ends inside a marker segment")
         end = position + 2 + (data[position + 2] << 8 | data[position + 3])
@@ -100,8 +121,8 @@ def check_jpeg(data: memoryview | bytes, start: int, stop: int, markers: list[in
             raise UnfitJpeg(f"marker 0x{marker:02X} has a length outside the file")
         body = data[position + 4 : end]
         if marker == _SOS:
-            _scan_header(parse, body)
-            position = _after_scan(parse, end, stop, markers)
+            _scan(parse, _scan_info(body))
+            position = _after_scan(end + offset, stop + offset, markers) - offset
             continue
         _segment(parse, marker, body)
         position = end
@@ -109,19 +130,22 @@ def check_jpeg(data: memoryview | bytes, start: int, stop: int, markers: list[in
 
 def check_jpeg_bytes(data: bytes) -> JpegLayout:
     """:func:`check_jpeg` for one file's bytes."""
-    markers = marker_positions(np.frombuffer(data + b"\0", dtype=np.uint8))
-    return check_jpeg(data, 0, len(data), markers)
+    return check_jpeg(data, marker_positions(np.frombuffer(data + b"\0", dtype=np.uint8)))
 
 
 def _layout(parse: _Parse, end: int) -> JpegLayout:
     if parse.frame is None or parse.scans == 0:
         raise UnfitJpeg("EOI before a frame and a scan")
-    height, width, components = parse.frame
-    if len(components) == 3 and not _ycbcr(parse):
+    frame = parse.frame
+    if len(frame.components) == 3 and not _ycbcr(parse):
         raise UnfitJpeg("three components stored as RGB, not YCbCr")
-    mode, orientation = _MODES[len(components)], parse.orientation or 1
-    header = ImageHeader("JPEG", mode, width, height, orientation)
-    return JpegLayout(header, end)
+    mode = _MODES[len(frame.components)]
+    return JpegLayout(_header(mode, frame.width, frame.height, parse.orientation or 1), end)
+
+
+@lru_cache(maxsize=1024)
+def _header(mode: str, width: int, height: int, orientation: int) -> ImageHeader:
+    return ImageHeader("JPEG", mode, width, height, orientation)
 
 
 def _ycbcr(parse: _Parse) -> bool:
@@ -130,10 +154,10 @@ def _ycbcr(parse: _Parse) -> bool:
         return True
     if parse.adobe_transform is not None:
         return parse.adobe_transform == 1
-    return not parse.rgb_ids
+    return not parse.frame.rgb_ids
 
 
-def _after_scan(parse: _Parse, data_start: int, stop: int, markers: list[int]) -> int:
+def _after_scan(data_start: int, stop: int, markers: list[int]) -> int:
     """The offset of the marker that ends the scan's entropy-coded data."""
     at = bisect_left(markers, data_start)
     if at == len(markers) or markers[at] + 2 > stop:
@@ -141,21 +165,24 @@ def _after_scan(parse: _Parse, data_start: int, stop: int, markers: list[int]) -
     return markers[at]
 
 
-def _segment(parse: _Parse, marker: int, body: memoryview | bytes) -> None:
+def _segment(parse: _Parse, marker: int, body: bytes) -> None:
     """Record a marker segment before or between scans, or raise if libjpeg would not."""
     if marker in _SKIPPED:
         if marker == 0xE1 and body[:6] == b"Exif\0\0" and parse.orientation is None:
-            parse.orientation = exif_orientation(bytes(body[6:]))
+            parse.orientation = exif_orientation(body[6:])
         elif marker == 0xE0 and body[:5] == b"JFIF\0" and len(body) >= 14:
             parse.jfif = True
         elif marker == 0xEE and body[:5] == _ADOBE and len(body) >= 12:
             parse.adobe_transform = body[11]
     elif marker == _DQT:
-        parse.quant.update(_quant_tables(bytes(body)))
+        parse.quant.update(_quant_tables(body))
     elif marker == _DHT:
-        parse.huffman.update(_huffman_tables(bytes(body)))
+        parse.huffman.update(_huffman_tables(body))
     elif marker in _FRAMES:
-        _frame(parse, marker, body)
+        if parse.frame is not None:
+            raise UnfitJpeg("a second frame header")
+        parse.frame = _frame_info(marker, body)
+        parse.tables = dict(parse.frame.components)
     elif marker == _DRI:
         if len(body) != 2:
             raise UnfitJpeg("DRI has a bad length")
@@ -208,13 +235,12 @@ def _valid_code_lengths(counts: bytes) -> bool:
     return True
 
 
-def _frame(parse: _Parse, marker: int, body: memoryview | bytes) -> None:
-    """SOF0/SOF2: one frame, 8 bits, 1 or 3 components with sampling nvJPEG and libjpeg share."""
-    if parse.frame is not None:
-        raise UnfitJpeg("a second frame header")
+@lru_cache(maxsize=1024)
+def _frame_info(marker: int, body: bytes) -> _Frame:
+    """SOF0/SOF2: 8 bits, 1 or 3 components, with sampling nvJPEG and libjpeg share."""
     if len(body) < 6:
         raise UnfitJpeg("frame header too short")
-    precision, height, width, count = struct.unpack(">BHHB", bytes(body[:6]))
+    precision, height, width, count = struct.unpack(">BHHB", body[:6])
     if len(body) != 6 + 3 * count or count not in _MODES:
         raise UnfitJpeg(f"frame header with {count} components or a bad length")
     if precision != 8 or height == 0 or width == 0:
@@ -228,42 +254,47 @@ def _frame(parse: _Parse, marker: int, body: memoryview | bytes) -> None:
         if count == 3 and (sampling != 0x11 if at > 6 else max(horizontal, vertical) > 2):
             raise UnfitJpeg("chroma subsampling other than 4:4:4, 4:2:2, 4:4:0 or 4:2:0")
         components[ident] = table
-    parse.frame = (height, width, components)
-    parse.progressive = _FRAMES[marker]
-    parse.rgb_ids = list(components) == [ord("R"), ord("G"), ord("B")]
+    rgb_ids = list(components) == [ord("R"), ord("G"), ord("B")]
+    return _Frame(height, width, tuple(components.items()), _FRAMES[marker], rgb_ids)
 
 
-def _scan_header(parse: _Parse, body: memoryview | bytes) -> None:
-    """An SOS header: components of the frame, tables defined, spectral parameters valid."""
-    if parse.frame is None:
-        raise UnfitJpeg("a scan before the frame header")
-    components = parse.frame[2]
-    count = body[0] if len(body) else 0
+@lru_cache(maxsize=1024)
+def _scan_info(body: bytes) -> _Scan:
+    """An SOS header's fields, once its length agrees with its component count."""
+    count = body[0] if body else 0
     if not 1 <= count <= 4 or len(body) != 4 + 2 * count:
         raise UnfitJpeg("scan header with a bad component count or length")
-    first, last, approximation = body[-3], body[-2], body[-1]
-    high, low = approximation >> 4, approximation & 15
-    _scan_parameters(parse, count, first, last, high, low)
+    selectors = tuple(
+        (body[at], body[at + 1] >> 4, body[at + 1] & 15) for at in range(1, 1 + 2 * count, 2)
+    )
+    return _Scan(selectors, body[-3], body[-2], body[-1] >> 4, body[-1] & 15)
+
+
+def _scan(parse: _Parse, scan: _Scan) -> None:
+    """A scan of the frame's components, with its tables defined and valid parameters."""
+    if parse.frame is None:
+        raise UnfitJpeg("a scan before the frame header")
+    _scan_parameters(parse, scan)
+    needs_dc, needs_ac = scan.first == 0 and scan.high == 0, scan.last > 0
     selected = set()
-    for at in range(1, 1 + 2 * count, 2):
-        ident, tables = body[at], body[at + 1]
-        if ident not in components or ident in selected:
+    for ident, dc, ac in scan.components:
+        if ident not in parse.tables or ident in selected:
             raise UnfitJpeg("scan component not in the frame, or repeated")
-        if components[ident] not in parse.quant:
+        if parse.tables[ident] not in parse.quant:
             raise UnfitJpeg("scan component whose quantisation table is not defined")
-        needs_dc, needs_ac = first == 0 and high == 0, last > 0
-        if (needs_dc and (0, tables >> 4) not in parse.huffman) or (
-            needs_ac and (1, tables & 15) not in parse.huffman
+        if (needs_dc and (0, dc) not in parse.huffman) or (
+            needs_ac and (1, ac) not in parse.huffman
         ):
             raise UnfitJpeg("scan refers to an undefined Huffman table")
         selected.add(ident)
     parse.scans += 1
 
 
-def _scan_parameters(parse: _Parse, count: int, first: int, last: int, high: int, low: int) -> None:
-    if not parse.progressive:
+def _scan_parameters(parse: _Parse, scan: _Scan) -> None:
+    count, first, last, high, low = len(scan.components), *scan[1:]
+    if not parse.frame.progressive:
         full = (first, last, high, low) == (0, 63, 0, 0)
-        if parse.scans or count != len(parse.frame[2]) or not full:
+        if parse.scans or count != len(parse.tables) or not full:
             raise UnfitJpeg("a baseline frame with other than one interleaved full scan")
         return
     dc_scan = first == 0

@@ -19,13 +19,14 @@ import torch
 class StagedFiles:
     """Files laid end to end in ``buffer: (n_bytes + 1,)`` uint8 (a zero byte closes it).
 
-    ``bounds[i]`` is ``(start, stop)`` of file ``i`` in the buffer, or None when it could not
-    be read in full here (missing, empty, over the byte limit, unreadable, changed while
-    read): the CPU path then reads it and says why.
+    ``contents[i]`` is file ``i``'s bytes and ``bounds[i]`` its ``(start, stop)`` in the
+    buffer, or both None when it could not be read in full here (missing, empty, over the
+    byte limit, unreadable): the CPU path then reads it and says why.
     """
 
     buffer: torch.Tensor
     bounds: list[tuple[int, int] | None]
+    contents: list[bytes | None]
 
     def array(self) -> np.ndarray:
         """The buffer as ``(n_bytes + 1,)`` uint8 numpy, sharing its memory."""
@@ -33,42 +34,38 @@ class StagedFiles:
 
 
 def stage_files(paths: Sequence[str], *, max_bytes: int, pin: bool) -> StagedFiles:
-    """Read every file of ``paths`` into one buffer, page-locked when ``pin``."""
-    sizes = [_size(path, max_bytes) for path in paths]
-    total = sum(size for size in sizes if size > 0)
+    """Read every file of ``paths`` and copy them into one buffer, page-locked when ``pin``."""
+    contents = [_read(path, max_bytes) for path in paths]
+    total = sum(len(data) for data in contents if data is not None)
     buffer = torch.empty(total + 1, dtype=torch.uint8, pin_memory=pin)
     array = buffer.numpy()
     array[total] = 0
     view = memoryview(array)
     bounds: list[tuple[int, int] | None] = []
     offset = 0
-    for path, size in zip(paths, sizes, strict=True):
-        if size > 0 and _read_into(path, view[offset : offset + size]):
-            bounds.append((offset, offset + size))
-            offset += size
-        else:
+    for data in contents:
+        if data is None:
             bounds.append(None)
-    return StagedFiles(buffer, bounds)
+            continue
+        view[offset : offset + len(data)] = data
+        bounds.append((offset, offset + len(data)))
+        offset += len(data)
+    return StagedFiles(buffer, bounds, contents)
 
 
-def _size(path: str, max_bytes: int) -> int:
-    """The file's size when it is worth reading here, else -1."""
-    try:
-        size = os.stat(path).st_size
-    except OSError:
-        return -1
-    return size if 0 < size <= max_bytes else -1
-
-
-def _read_into(path: str, target: memoryview) -> bool:
-    """Fill ``target`` with the file's bytes; False when it cannot be read or has changed."""
+def _read(path: str, max_bytes: int) -> bytes | None:
+    """The file's bytes when it can be read whole and is neither empty nor too big."""
     try:
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
     except OSError:
-        return False
+        return None
     try:
-        return os.readv(descriptor, [target]) == len(target)
+        size = os.fstat(descriptor).st_size
+        if not 0 < size <= max_bytes:
+            return None
+        data = os.read(descriptor, size)
     except OSError:
-        return False
+        return None
     finally:
         os.close(descriptor)
+    return data if len(data) == size else None
