@@ -120,11 +120,16 @@ def check_jpeg(data: bytes, markers: list[int], offset: int = 0) -> JpegLayout:
         if end - position < 4 or end > stop:
             raise UnfitJpeg(f"marker 0x{marker:02X} has a length outside the file")
         body = data[position + 4 : end]
-        if marker == _SOS:
+        if marker == _DHT:  # the commonest segments first, without a call
+            parse.huffman.update(_huffman_tables(body))
+        elif marker == _DQT:
+            parse.quant.update(_quant_tables(body))
+        elif marker == _SOS:
             _scan(parse, _scan_info(body))
             position = _after_scan(end + offset, stop + offset, markers) - offset
             continue
-        _segment(parse, marker, body)
+        else:
+            _segment(parse, marker, body)
         position = end
 
 
@@ -166,7 +171,7 @@ def _after_scan(data_start: int, stop: int, markers: list[int]) -> int:
 
 
 def _segment(parse: _Parse, marker: int, body: bytes) -> None:
-    """Record a marker segment before or between scans, or raise if libjpeg would not."""
+    """Record an APPn, COM, frame or DRI segment, or raise: the device takes no others."""
     if marker in _SKIPPED:
         if marker == 0xE1 and body[:6] == b"Exif\0\0" and parse.orientation is None:
             parse.orientation = exif_orientation(body[6:])
@@ -174,10 +179,6 @@ def _segment(parse: _Parse, marker: int, body: bytes) -> None:
             parse.jfif = True
         elif marker == 0xEE and body[:5] == _ADOBE and len(body) >= 12:
             parse.adobe_transform = body[11]
-    elif marker == _DQT:
-        parse.quant.update(_quant_tables(body))
-    elif marker == _DHT:
-        parse.huffman.update(_huffman_tables(body))
     elif marker in _FRAMES:
         if parse.frame is not None:
             raise UnfitJpeg("a second frame header")
