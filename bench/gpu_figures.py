@@ -28,7 +28,8 @@ from PIL import Image
 from torchvision.io import ImageReadMode, decode_jpeg
 
 from models.backbone import Backbone
-from models.gpu_decode import DecodeOptions, iter_device_batches
+from models.device_batches import iter_device_batches
+from models.gpu_decode import DecodeOptions
 from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS
 from models.inference import forward_uint8, normaliser, plan_inference, prepare_module
 

@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from models.backbone import Backbone
 from models.batches import ImageFailure, PixelBatch
 from models.device import resolve_device
+from models.device_batches import iter_device_batches
 from models.errors import ImageDecodeError
-from models.gpu_decode import DecodeOptions, iter_device_batches
+from models.gpu_decode import DecodeOptions
 from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_rgb
 from models.inference import (
     InferencePlan,

@@ -19,12 +19,12 @@ import torch
 from PIL import Image
 
 from models.batches import ImageFailure
+from models.device_batches import iter_device_batches
 from models.embedding import ImagePoolDataset, collate_pixels
 from models.gpu_decode import (
     DecodeOptions,
     EncodedJpeg,
     decode_items,
-    iter_device_batches,
     read_item,
 )
 from models.images import DEFAULT_MAX_BYTES

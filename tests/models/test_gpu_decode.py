@@ -9,13 +9,13 @@ import torch
 from PIL import Image, ImageOps
 
 from models.backbone import BackboneSpec, load_backbone
+from models.device_batches import iter_device_batches
 from models.embedding import ImagePoolDataset, collate_pixels, embed_images
 from models.gpu_decode import (
     DecodedImage,
     DecodeOptions,
     EncodedJpeg,
     decode_items,
-    iter_device_batches,
     orient,
     read_item,
     resize_square,
