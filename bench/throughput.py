@@ -5,19 +5,23 @@ In one run, on the same images and the same EfficientNet-Lite0 (224 px):
 * project: ``models.embed_images`` on its default path (on the CPU: the ONNX Runtime export in
   fp32 on slices of 16; on CUDA: nvJPEG batch decoding overlapped with the bf16 model) and, on
   the CPU, on its opt-in int8 path, then the head's probabilities and their entropy;
-* naive: a per-image loop (PIL decode, fp32, batch of 1), the way a simple backend scores.
+* naive: a per-image loop (PIL decode, fp32, batch of 1), the way a simple backend scores;
+* host feed: what the GPU path does on the CPU for a batch (read, structure and header check,
+  staging, the decoder's input views) on one core, without the device decode or the model
+  (``bench/host_feed.py``), on 256 px JPEGs.
 
 Each is timed ``--rounds`` times, interleaved, and the best round of each is kept (the
 machine may be shared). A model-only table compares the CPU paths (eager fp32 by slice size,
 bf16 autocast, the ONNX Runtime export in fp32 and int8, optionally torch.ao's FX int8 and
 torch.compile) with their agreement with eager fp32: embedding cosine and a trained head's
 top-1 predictions. With CUDA (or ``--gpu-only`` on a GPU machine) it also measures the GPU
-path on 256 px JPEGs and the GPU decode-only ceiling (the same reading, decoding and
-resizing without the model).
+figures of ``bench/gpu_figures.py``: the project end to end on 256 px and 500x375 photo JPEGs
+against the model alone and a raw batched nvJPEG decode of the same files.
 
 Imports only ``models`` (torch, torchvision, numpy, pillow), so it runs on a GPU machine
-without the web stack. Writes ``bench/results/throughput.json``; ``--gpu-only`` adds the GPU
-figures to that file and keeps its CPU figures.
+without the web stack or the Fashion-MNIST package (``--gpu-only`` makes its images). Writes
+``bench/results/throughput.json``; ``--gpu-only`` and ``--host-feed-only`` merge their figures
+into that file and keep the others.
 """
 
 from __future__ import annotations
@@ -38,15 +42,15 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_scoring import naive_embed_one, write_synthetic_jpegs  # noqa: E402
+import gpu_figures  # noqa: E402
+from bench_scoring import naive_embed_one, random_head, write_synthetic_jpegs  # noqa: E402
 from cpu_paths import compare_cpu_paths, trained_head  # noqa: E402
+from host_feed import host_feed  # noqa: E402
 
 from models.backbone import Backbone, BackboneSpec, load_backbone  # noqa: E402
 from models.datasets import load_fashion_mnist, write_pngs  # noqa: E402
 from models.embedding import embed_images  # noqa: E402
-from models.gpu_decode import DecodeOptions, iter_device_batches  # noqa: E402
 from models.head import TrainedHead  # noqa: E402
-from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS  # noqa: E402
 from models.inference import InferencePlan, plan_inference  # noqa: E402
 from models.uncertainty import entropy  # noqa: E402
 
@@ -62,7 +66,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--fx-int8", action="store_true", help="add torch.ao FX int8 (slow)")
     parser.add_argument("--compile", action="store_true", help="add torch.compile (slow)")
     parser.add_argument("--gpu-only", action="store_true", help="GPU figures only, merged")
-    parser.add_argument("--gpu-n", type=int, default=4096)
+    parser.add_argument("--host-feed-only", action="store_true", help="host feed only, merged")
+    parser.add_argument("--host-n", type=int, default=4096, help="256 px JPEGs for host feed")
+    parser.add_argument("--gpu-n", type=int, default=4096, help="images per GPU set")
     parser.add_argument("--gpu-batch-size", type=int, default=256)
     return parser.parse_args()
 
@@ -165,67 +171,69 @@ def describe(plan: InferencePlan) -> str:
     return f"{runtime} {plan.precision}, slices of {plan.slice_size}"
 
 
-def gpu_figures(args: argparse.Namespace, backbone: Backbone, head: TrainedHead) -> dict:
-    cuda = torch.device("cuda")
+def host_feed_figures(args: argparse.Namespace) -> dict:
+    """``host_feed_images_per_s`` on ``--host-n`` 256 px JPEGs, batches of 256, one core."""
+    with tempfile.TemporaryDirectory(prefix="throughput-feed-") as folder:
+        paths = write_synthetic_jpegs(gpu_figures.garment_images(), Path(folder), args.host_n, 256)
+        print(f"host feed, {len(paths)} 256 px JPEGs, one core", flush=True)
+        return host_feed(paths, batch_size=256, rounds=args.rounds + 1, image_size=224)
+
+
+def gpu_run(args: argparse.Namespace, backbone: Backbone, head: TrainedHead) -> dict:
+    """The GPU fields: 256 px JPEGs and 500x375 photos, every rate in the same run."""
+    options = {"device": torch.device("cuda"), "batch_size": args.gpu_batch_size}
     with tempfile.TemporaryDirectory(prefix="throughput-gpu-") as folder:
-        images, _ = load_fashion_mnist("test")
-        paths = write_synthetic_jpegs(images, Path(folder), args.gpu_n, 256)
-        options = {"device": cuda, "batch_size": args.gpu_batch_size}
-        rates = best_of(
-            args.rounds,
-            {
-                "gpu decode only": lambda: run_decode_only(paths, backbone, args),
-                "gpu project": lambda: run_project(paths, backbone, head, **options),
-            },
+        images = gpu_figures.garment_images()
+        sets = {"jpeg": write_synthetic_jpegs(images, Path(folder) / "jpeg", args.gpu_n, 256)}
+        sets["photo"], source = gpu_figures.write_photo_jpegs(Path(folder) / "photo", args.gpu_n)
+        print(f"GPU, {args.gpu_n} images per set; photos: {source}", flush=True)
+        runs = gpu_figures.runs(
+            sets, backbone, lambda p: run_project(p, backbone, head, **options), args.gpu_batch_size
         )
-    ceiling = rates["gpu decode only"]
-    return {
-        "gpu_name": torch.cuda.get_device_name(cuda),
-        "gpu_images": args.gpu_n,
-        "gpu_batch_size": args.gpu_batch_size,
-        "gpu_images_per_s": round(rates["gpu project"], 1),
-        "gpu_decode_ceiling_images_per_s": round(ceiling, 1),
-        "gpu_fraction_of_decode_ceiling": round(rates["gpu project"] / ceiling, 3),
-        "gpu_torch": torch.__version__,
-    }
-
-
-def run_decode_only(paths: Sequence[Path], backbone: Backbone, args: argparse.Namespace) -> float:
-    """Images/s of reading, nvJPEG decoding and resizing the batches, without the model."""
-    cuda = torch.device("cuda")
-    options = DecodeOptions(cuda, backbone.image_size, DEFAULT_MAX_PIXELS, DEFAULT_MAX_BYTES)
-    threads = min(16, os.cpu_count() or 1)
-    torch.cuda.synchronize()
-    started = time.perf_counter()
-    for batch in iter_device_batches(
-        paths, options, batch_size=args.gpu_batch_size, read_threads=threads
-    ):
-        batch.wait()
-    torch.cuda.synchronize()
-    return len(paths) / (time.perf_counter() - started)
+        rates = best_of(args.rounds, runs)
+    return gpu_figures.summary(
+        rates, photo_source=source, batch_size=args.gpu_batch_size, n=args.gpu_n
+    )
 
 
 def main() -> None:
     args = parse_args()
     backbone = load_backbone(BackboneSpec())
-    head = trained_head(backbone)
-    figures: dict[str, object] = {}
-    if args.gpu_only:
-        figures = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
-    else:
+    merge = args.gpu_only or args.host_feed_only
+    figures: dict[str, object] = (
+        json.loads(RESULTS.read_text()) if merge and RESULTS.exists() else {}
+    )
+    if not merge:
+        head = trained_head(backbone)
         print("CPU paths, model only", flush=True)
         table = compare_cpu_paths(
             backbone, head, n=args.table_n, fx_int8=args.fx_int8, compile_=args.compile
         )
         figures.update(cpu_figures(args, backbone, head))
         figures["cpu_paths"] = table
-    if torch.cuda.is_available():
-        figures.update(gpu_figures(args, backbone, head))
-    figures["machine"] = "2-core AMD EPYC CPU, no GPU" if not args.gpu_only else "GPU machine"
-    figures["date"] = time.strftime("%Y-%m-%d")
+        figures["machine"] = "2-core AMD EPYC CPU, no GPU"
+        figures["date"] = time.strftime("%Y-%m-%d")
+    if not args.gpu_only:
+        figures.update(host_feed_figures(args))
+        figures["host_feed_machine"] = cpu_name()
+        figures["host_feed_date"] = time.strftime("%Y-%m-%d")
+    if torch.cuda.is_available() and not args.host_feed_only:
+        figures.update(gpu_run(args, backbone, random_head(backbone)))
+        figures["gpu_machine"] = f"{torch.cuda.get_device_name()}, {os.cpu_count()} CPU cores"
+        figures["gpu_date"] = time.strftime("%Y-%m-%d")
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(json.dumps(figures, indent=2) + "\n")
     print(json.dumps(figures, indent=2))
+
+
+def cpu_name() -> str:
+    """The CPU's model name and core count, from /proc/cpuinfo where there is one."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        model = next(line.split(":", 1)[1].strip() for line in lines if "model name" in line)
+    except (OSError, StopIteration):
+        model = "unknown CPU"
+    return f"{model}, {os.cpu_count()} cores"
 
 
 if __name__ == "__main__":

@@ -24,8 +24,9 @@ from torch.utils.data import DataLoader, Dataset
 from models.backbone import Backbone
 from models.batches import ImageFailure, PixelBatch
 from models.device import resolve_device
+from models.device_batches import iter_device_batches
 from models.errors import ImageDecodeError
-from models.gpu_decode import DecodeOptions, iter_device_batches
+from models.gpu_decode import DecodeOptions
 from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, load_rgb
 from models.inference import (
     InferencePlan,
@@ -39,6 +40,9 @@ from models.inference import (
 __all__ = ["EmbeddingResult", "ImageFailure", "ImagePoolDataset", "embed_images"]
 # Below this many images a decode worker costs more to start than it saves.
 _MIN_IMAGES_FOR_WORKER = 128
+# Default batch sizes: the CPU model runs best on small batches; nvJPEG and the GPU model
+# need large ones to hide their latency.
+_CPU_BATCH, _DEVICE_BATCH = 64, 256
 
 
 @dataclass
@@ -105,7 +109,7 @@ def embed_images(
     backbone: Backbone,
     *,
     device: torch.device | None = None,
-    batch_size: int = 64,
+    batch_size: int | None = None,
     num_workers: int | None = None,
     precision: Precision = "auto",
     device_decode: bool | None = None,
@@ -123,15 +127,18 @@ def embed_images(
     the CPU decoding processes, or on the device path the file-reading threads (default:
     one process when the CPU has a core to spare and the pool is large enough; on CUDA one
     thread per core up to 16). ``progress(done, total)`` is called after each batch.
-    Undecodable files are listed in the result's ``failures``.
+    ``batch_size`` defaults to 256 when decoding on the device, else 64. Undecodable files
+    are listed in the result's ``failures``.
     """
-    if batch_size < 1 or (num_workers is not None and num_workers < 0):
+    if (batch_size is not None and batch_size < 1) or (num_workers is not None and num_workers < 0):
         raise ValueError(
             f"expected batch_size >= 1 and num_workers >= 0, got {batch_size}, {num_workers}"
         )
     device = device if device is not None else resolve_device("auto")
     plan = plan_inference(device, precision)
     on_device = device.type == "cuda" if device_decode is None else device_decode
+    if batch_size is None:
+        batch_size = _DEVICE_BATCH if on_device else _CPU_BATCH
     start = time.perf_counter()
     if on_device:
         threads = num_workers or min(16, os.cpu_count() or 1)

@@ -25,11 +25,6 @@ DEFAULT_MAX_BYTES = 50 * 2**20
 # Leading bytes of common formats: a file that starts like an image but that Pillow
 # cannot identify is a damaged image rather than something else.
 _ORIENTATION_TAG = 0x0112
-# Start-of-frame markers (baseline, extended, progressive, lossless; Huffman or arithmetic).
-_SOF_MARKERS = frozenset(
-    {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), 0xCD, 0xCE, 0xCF}
-)
-_JPEG_MODES = {1: "L", 3: "RGB", 4: "CMYK"}
 _SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a", b"II*\x00", b"MM\x00*")
 
 # What Pillow raises when the bytes of a recognised image are damaged.
@@ -125,51 +120,6 @@ def read_header(
         height=image.height,
         orientation=orientation if 1 <= orientation <= 8 else 1,
     )
-
-
-def jpeg_header(data: bytes | bytearray) -> ImageHeader | None:
-    """The size, colour model and EXIF orientation of a JPEG, from its markers alone.
-
-    Much faster than Pillow's parser, which holds the interpreter lock: for reader threads.
-    None when ``data`` is not a JPEG or its markers are not as expected: Pillow decides then.
-    """
-    if not data.startswith(b"\xff\xd8\xff"):
-        return None
-    position, orientation = 2, 1
-    while position + 4 <= len(data):
-        marker = data[position + 1]
-        if data[position] != 0xFF or marker == 0xDA:  # not a marker, or a scan before a frame
-            return None
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
-        length = int.from_bytes(data[position + 2 : position + 4], "big")
-        segment = bytes(data[position + 4 : position + 2 + length])
-        if marker == 0xE1 and segment.startswith(b"Exif\0\0"):
-            orientation = _exif_orientation(segment[6:])
-        elif marker in _SOF_MARKERS and len(segment) >= 6:
-            _, height, width, components = struct.unpack(">BHHB", segment[:6])
-            mode = _JPEG_MODES.get(components, "")
-            return ImageHeader("JPEG", mode, width, height, orientation) if height else None
-        position += 2 + length
-    return None
-
-
-def _exif_orientation(tiff: bytes) -> int:
-    """The orientation tag (0x0112) of IFD0 in a TIFF-structured EXIF block; 1 if absent."""
-    order = {b"II": "<", b"MM": ">"}.get(tiff[:2])
-    if order is None or len(tiff) < 8:
-        return 1
-    (offset,) = struct.unpack(order + "I", tiff[4:8])
-    if offset + 2 > len(tiff):
-        return 1
-    (count,) = struct.unpack(order + "H", tiff[offset : offset + 2])
-    for entry in range(offset + 2, min(offset + 2 + 12 * count, len(tiff) - 11), 12):
-        tag, kind = struct.unpack(order + "HH", tiff[entry : entry + 4])
-        if tag == 0x0112 and kind == 3:  # SHORT
-            (value,) = struct.unpack(order + "H", tiff[entry + 8 : entry + 10])
-            return value if 1 <= value <= 8 else 1
-    return 1
 
 
 def load_rgb_bytes(

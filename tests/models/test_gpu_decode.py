@@ -9,18 +9,19 @@ import torch
 from PIL import Image, ImageOps
 
 from models.backbone import BackboneSpec, load_backbone
+from models.device_batches import iter_device_batches
 from models.embedding import ImagePoolDataset, collate_pixels, embed_images
 from models.gpu_decode import (
     DecodedImage,
     DecodeOptions,
     EncodedJpeg,
     decode_items,
-    iter_device_batches,
     orient,
     read_item,
     resize_square,
 )
-from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, jpeg_header, read_header
+from models.images import DEFAULT_MAX_BYTES, DEFAULT_MAX_PIXELS, read_header
+from models.jpeg_structure import UnfitJpeg, check_jpeg_bytes
 
 CPU = torch.device("cpu")
 ORIENTATION = 0x0112
@@ -92,32 +93,39 @@ def test_resize_square_matches_pillow_within_one_level(fashion_mnist, shape) -> 
         resize_square([], 112)
 
 
-def test_jpeg_marker_parser_agrees_with_pillow(mixed_pool, fashion_mnist, tmp_path: Path) -> None:
+def test_jpeg_structure_check_reads_headers_as_pillow_does(
+    mixed_pool, fashion_mnist, tmp_path: Path
+) -> None:
     progressive = tmp_path / "progressive.jpg"
     exif = Image.Exif()
     exif[ORIENTATION] = 8
     photo_like(fashion_mnist.test_images[7], 90, 70, 5).save(
         progressive, progressive=True, exif=exif
     )
-    jpegs = [p for p in mixed_pool if p.suffix == ".jpg" and p.exists() and p.name != "text.jpg"]
-    for path in [*jpegs, progressive]:
+    device_jpegs = [p for p in mixed_pool if p.name.endswith(("00.jpg", "grey.jpg", "exif.jpg"))]
+    for path in [*device_jpegs, progressive]:
         data = path.read_bytes()
-        assert jpeg_header(data) == read_header(data, path.name), path.name
-    assert jpeg_header(progressive.read_bytes()).orientation == 8
-    assert jpeg_header(mixed_pool[1].read_bytes()) is None  # a PNG
-    assert jpeg_header(jpegs[0].read_bytes()[:40]) is None  # cut before its frame header
+        layout = check_jpeg_bytes(data)
+        assert layout.header == read_header(data, path.name), path.name
+        assert layout.end == len(data)  # Pillow writes nothing after EOI
+    assert check_jpeg_bytes(progressive.read_bytes()).header.orientation == 8
+    for unfit in ("01.png", "03.cmyk.jpg", "cut.jpg", "text.jpg"):
+        with pytest.raises(UnfitJpeg):
+            check_jpeg_bytes(next(p for p in mixed_pool if p.name == unfit).read_bytes())
+    trailing = device_jpegs[0].read_bytes()
+    assert check_jpeg_bytes(trailing + b"\xff\xd8 trailing bytes").end == len(trailing)
 
 
-def test_reader_sends_jpegs_to_the_device_and_decodes_the_rest(mixed_pool) -> None:
+def test_reader_sends_sound_jpegs_to_the_device_and_decodes_the_rest(mixed_pool) -> None:
     kinds = [type(read_item(i, str(p), options())).__name__ for i, p in enumerate(mixed_pool)]
     names = [p.name for p in mixed_pool]
     for name, kind in zip(names, kinds, strict=True):
-        if name.endswith(("00.jpg", "grey.jpg", "exif.jpg")) or name == "cut.jpg":
-            assert kind == EncodedJpeg.__name__, name  # a cut file is only found at decode
+        if name.endswith(("00.jpg", "grey.jpg", "exif.jpg")):
+            assert kind == EncodedJpeg.__name__, name
         elif name.endswith(("png", "cmyk.jpg")) and name != "empty.png":
             assert kind == DecodedImage.__name__, name
-        elif name in ("text.jpg", "absent.jpg", "empty.png"):
-            assert kind == "ImageFailure", name
+        elif name in ("cut.jpg", "text.jpg", "absent.jpg", "empty.png"):
+            assert kind == "ImageFailure", name  # the structure check keeps cut.jpg away
 
 
 def test_device_decode_gives_the_cpu_paths_pixels_and_failures(mixed_pool) -> None:
