@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dataset-fashion-mnist chromium postgresql
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-fast test-postgres test-gpu lint bench bench-references serve clean help
+.PHONY: setup system-packages demo test test-fast test-postgres test-gpu gpu-check lint bench bench-references serve clean help
 
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
@@ -62,6 +62,10 @@ test-postgres: setup
 # On a machine with CUDA: the GPU checks of models/ (no web stack needed).
 test-gpu:
 	python3 -m pytest tests/models -m gpu --confcutdir=tests/models -p no:cacheprovider
+
+# On a bare CUDA machine: the GPU tests, then every GPU throughput figure (bench/gpu_check.sh).
+gpu-check:
+	bash bench/gpu_check.sh
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .

@@ -37,6 +37,8 @@ class RefuseWebStack(MetaPathFinder):
 
 sys.meta_path.insert(0, RefuseWebStack())
 """
+# The device pipeline (damaged-JPEG corpus included) with device="cpu"
+DEVICE_PIPELINE_TESTS = ["tests/models/test_gpu_decode.py", "tests/models/test_damaged_jpegs.py"]
 GPU_SUITE = ["-m", "pytest", "tests/models", "--confcutdir=tests/models", "-p", "no:cacheprovider"]
 
 
@@ -79,7 +81,7 @@ def test_the_gpu_suite_collects_and_its_cpu_parts_pass_without_the_web_stack(
     assert len(gpu_tests) >= 3 and any("test_gpu_decode.py" in t for t in gpu_tests), gpu_tests
     assert "error" not in collected.stdout.lower()
     ran = _run(
-        [*GPU_SUITE[:2], "tests/models/test_gpu_decode.py", *GPU_SUITE[3:], "-m", "not gpu", "-q"],
+        [*GPU_SUITE[:2], *DEVICE_PIPELINE_TESTS, *GPU_SUITE[3:], "-m", "not gpu", "-q"],
         bare_env,
     )
     assert ran.returncode == 0, ran.stdout[-3000:] + ran.stderr[-3000:]
