@@ -1,5 +1,5 @@
 """Quality's jobs: the agreement check (on demand, or every `quality.agreement_every_s`);
-the drift jobs are declared in `drift_jobs.py`.
+the drift jobs are declared in `drift/jobs.py`.
 
 To add a kind, write a handler `(ctx, job) -> dict` and add a `JobSpec` to `HANDLERS`.
 """
@@ -12,7 +12,7 @@ from labeling.errors import LabelStudioUnavailable
 from service.context import ServiceContext
 from service.core.settings import Settings
 from service.jobs.registry import JobContext, JobSpec
-from service.quality.drift_jobs import HANDLERS as DRIFT_HANDLERS
+from service.quality.drift.jobs import HANDLERS as DRIFT_HANDLERS
 from service.quality.run import report_url, run_agreement
 
 AGREEMENT_KIND = "agreement_report"

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.quality.drift_schemas import UnsupportedSchemaVersion, read_drift_report
+from service.quality.drift.schemas import UnsupportedSchemaVersion, read_drift_report
 from tests.helpers import (
     ImagePool,
     all_items,

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session
 from service.context import ServiceContext
 from service.core.orm import utcnow
 from service.core.progress import Progress, no_progress, scaled
-from service.quality.drift_data import aware, describe_reference, reference_for
-from service.quality.drift_gather import gather
-from service.quality.drift_judge import Judged, judge_all
-from service.quality.drift_schemas import DriftReport, HistoryPoint
+from service.quality.drift.data import aware, describe_reference, reference_for
+from service.quality.drift.gather import gather
+from service.quality.drift.judge import Judged, judge_all
+from service.quality.drift.schemas import DriftReport, HistoryPoint
 from service.quality.notify import notify, slack_payload
 from service.quality.run import report_url
 from service.quality.schemas import Window

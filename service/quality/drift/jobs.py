@@ -13,8 +13,8 @@ from typing import Any
 
 from service.context import ServiceContext
 from service.jobs.registry import JobContext, JobInterrupted, JobSpec
-from service.quality.drift_batch import check_files, check_ids, folder_files
-from service.quality.drift_run import run_drift_report
+from service.quality.drift.batch import check_files, check_ids, folder_files
+from service.quality.drift.run import run_drift_report
 from service.quality.run import report_url
 
 DRIFT_REPORT_KIND = "drift_check"  # also enqueued by name from service/pool/jobs.py
