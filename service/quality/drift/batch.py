@@ -31,6 +31,7 @@ from service.quality.drift.data import (
 )
 from service.quality.drift.gather import Embedded, embedded, probabilities
 from service.quality.drift.schemas import BatchVerdict, CheckOut, SkippedFile
+from service.quality.verdicts import drift_verdict
 
 MAX_BATCH = 20_000
 
@@ -145,8 +146,11 @@ def _verdict(ctx, session, new: Embedded, skipped: list[SkippedFile], *, progres
         checks.append(C.skipped("predictions", "no active model version"))
     elif len(results) == 1:
         checks.append(C.skipped("predictions", "too few unlabeled reference images"))
+    verdict, reason = drift_verdict(checks)
     return BatchVerdict(
-        passed=not any(c.drifted for c in checks),
+        passed=verdict == "passed",
+        verdict=verdict,
+        reason=reason,
         guide_name=guide.name,
         guide_version=str(guide.version),
         guide_fingerprint=guide.fingerprint(),
