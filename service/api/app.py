@@ -15,6 +15,7 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import router as metrics_router
 from service.api.observability import ObservabilityMiddleware, name_actor
+from service.api.query import strict_query
 from service.api.routes import (
     annotations,
     audit,
@@ -153,13 +154,20 @@ PROTECTED_ROUTERS = (
 PUBLIC_ROUTERS = (health.router, media.router, webhooks.router, ml_backend.router)
 # the board checks a key or its signed link (a browser cannot send a key)
 BOARD_ROUTERS = (board.router,)
+# Label Studio's own protocols: extra query parameters are ignored there, refused elsewhere
+OUTSIDE_PROTOCOL_ROUTERS = (webhooks.router, ml_backend.router)
 
 
 def include_routes(app: FastAPI) -> None:
-    """Mount every router under /v1; health also answers at the root for probes."""
-    app.include_router(health.router, include_in_schema=False)
+    """Mount every router under /v1; health also answers at the root for probes.
+
+    Unknown query parameters are refused (`service.api.query`), after the key check.
+    """
+    strict = strict_query()
+    app.include_router(health.router, include_in_schema=False, dependencies=[strict])
     for router in PUBLIC_ROUTERS + BOARD_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+        outside = router in OUTSIDE_PROTOCOL_ROUTERS
+        app.include_router(router, prefix=API_PREFIX, dependencies=[] if outside else [strict])
     for router in PROTECTED_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(name_actor)])
-    app.include_router(metrics_router, dependencies=[Depends(name_actor)])  # /metrics, keyed
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(name_actor), strict])
+    app.include_router(metrics_router, dependencies=[Depends(name_actor), strict])  # keyed
