@@ -16,6 +16,7 @@ from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import router as metrics_router
 from service.api.observability import ObservabilityMiddleware, name_actor
 from service.api.query import strict_query
+from service.api.registry import job_registry
 from service.api.routes import (
     annotations,
     audit,
@@ -39,12 +40,8 @@ from service.context import ServiceContext
 from service.core.db import make_engine, session_factory
 from service.core.metrics import ObservedTransport
 from service.core.settings import Settings, get_settings
-from service.jobs.registry import JobSpec, build_registry
 from service.jobs.worker import Worker
-from service.learning import jobs as learning_jobs
 from service.learning.runtime import ModelRuntime
-from service.pool import jobs as pool_jobs
-from service.quality import jobs as quality_jobs
 from service.quality.live import install_live_agreement
 from service.studio import jobs as studio_jobs
 from service.studio.release import install_release_hook
@@ -80,13 +77,6 @@ def build_context(settings: Settings) -> ServiceContext:
         runtime=runtime,
         gateway=gateway,
         media=media_signer(settings),
-    )
-
-
-def job_registry() -> dict[str, JobSpec]:
-    """Every job kind the service runs, from each domain's `HANDLERS`."""
-    return build_registry(
-        pool_jobs.HANDLERS, learning_jobs.HANDLERS, studio_jobs.HANDLERS, quality_jobs.HANDLERS
     )
 
 

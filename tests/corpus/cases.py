@@ -345,6 +345,8 @@ CASES = [
         "found-export-unknown-format", get("/v1/labels/export?format=xml"), 422, "invalid_request"
     ),
     Case("reports-unknown-kind", get("/v1/reports?kind=weather"), 422, "invalid_request"),
+    Case("jobs-unknown-kind", get("/v1/jobs?kind=teleport"), 422, "invalid_request"),
+    Case("audit-unknown-action", get("/v1/audit?action=image.stolen"), 422, "invalid_request"),
     Case(
         "labels-unknown-source",
         labels(
