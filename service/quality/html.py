@@ -152,7 +152,7 @@ def agreement_html(body: dict[str, Any]) -> str:
     summary = table(
         ["check", "verdict", "reason"],
         [[c.check, label(c.verdict), c.reason] for c in checks],
-        classes=["flagged" if c.verdict == "fail" else "" for c in checks],
+        classes=["failed" if c.verdict == "fail" else "" for c in checks],
     )
     sections = [
         "<h2>Checks</h2>",
