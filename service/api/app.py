@@ -15,6 +15,8 @@ from service.api.errors import install_error_handlers
 from service.api.limits import BodyLimitMiddleware
 from service.api.metrics import router as metrics_router
 from service.api.observability import ObservabilityMiddleware, name_actor
+from service.api.query import strict_query
+from service.api.registry import job_registry
 from service.api.routes import (
     annotations,
     audit,
@@ -38,12 +40,8 @@ from service.context import ServiceContext
 from service.core.db import make_engine, session_factory
 from service.core.metrics import ObservedTransport
 from service.core.settings import Settings, get_settings
-from service.jobs.registry import JobSpec, build_registry
 from service.jobs.worker import Worker
-from service.learning import jobs as learning_jobs
 from service.learning.runtime import ModelRuntime
-from service.pool import jobs as pool_jobs
-from service.quality import jobs as quality_jobs
 from service.quality.live import install_live_agreement
 from service.studio import jobs as studio_jobs
 from service.studio.release import install_release_hook
@@ -79,13 +77,6 @@ def build_context(settings: Settings) -> ServiceContext:
         runtime=runtime,
         gateway=gateway,
         media=media_signer(settings),
-    )
-
-
-def job_registry() -> dict[str, JobSpec]:
-    """Every job kind the service runs, from each domain's `HANDLERS`."""
-    return build_registry(
-        pool_jobs.HANDLERS, learning_jobs.HANDLERS, studio_jobs.HANDLERS, quality_jobs.HANDLERS
     )
 
 
@@ -160,13 +151,20 @@ PROTECTED_ROUTERS = (
 PUBLIC_ROUTERS = (health.router, media.router, webhooks.router, ml_backend.router)
 # the board checks a key or its signed link (a browser cannot send a key)
 BOARD_ROUTERS = (board.router,)
+# Label Studio's own protocols: extra query parameters are ignored there, refused elsewhere
+OUTSIDE_PROTOCOL_ROUTERS = (webhooks.router, ml_backend.router)
 
 
 def include_routes(app: FastAPI) -> None:
-    """Mount every router under /v1; health also answers at the root for probes."""
-    app.include_router(health.router, include_in_schema=False)
+    """Mount every router under /v1; health also answers at the root for probes.
+
+    Unknown query parameters are refused (`service.api.query`), after the key check.
+    """
+    strict = strict_query()
+    app.include_router(health.router, include_in_schema=False, dependencies=[strict])
     for router in PUBLIC_ROUTERS + BOARD_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX)
+        outside = router in OUTSIDE_PROTOCOL_ROUTERS
+        app.include_router(router, prefix=API_PREFIX, dependencies=[] if outside else [strict])
     for router in PROTECTED_ROUTERS:
-        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(name_actor)])
-    app.include_router(metrics_router, dependencies=[Depends(name_actor)])  # /metrics, keyed
+        app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(name_actor), strict])
+    app.include_router(metrics_router, dependencies=[Depends(name_actor), strict])  # keyed

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from service.flow.memo import Memo, database_of
 from service.flow.schemas import AgreementSummary, DriftSummary
 from service.quality.tables import QualityReport
+from service.quality.verdicts import checks_of, verdict_of
 from service.studio.intake import as_utc
 
 _PARSED = Memo(size=32)
@@ -79,10 +80,14 @@ def latest_agreement(
     people = body["annotators"]
     attempted = sum(int(p["gold_attempted"]) for p in people)
     correct = sum(int(p["gold_correct"]) for p in people)
+    verdict, reason = verdict_of(body)
     summary = AgreementSummary(
         report_id=report_id,
         created_at=created,
-        passed=bool(body["passed"]),
+        passed=verdict == "passed",
+        verdict=verdict,
+        reason=reason,
+        checks=checks_of(body),
         krippendorff_alpha=body["stats"]["krippendorff_alpha"],
         percent_agreement=body["stats"]["percent_agreement"],
         gold_accuracy=correct / attempted if attempted else None,
@@ -106,10 +111,13 @@ def latest_drift(session: Session, base_url: str) -> DriftSummary | None:
         return None
     report_id, created = found
     body = _body(session, report_id, created)
+    verdict, reason = verdict_of(body)
     return DriftSummary(
         report_id=report_id,
         created_at=created,
-        passed=bool(body["passed"]),
+        passed=verdict == "passed",
+        verdict=verdict,
+        reason=reason,
         drifted_checks=[c["check"] for c in body.get("checks", []) if c.get("drifted")],
         url=report_url(base_url, report_id),
     )

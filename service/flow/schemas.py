@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from service.quality.schemas import CheckVerdict, ReportVerdict
+
 BOARD_SCHEMA_VERSION = "1"
 ColumnName = Literal["unlabeled", "suggested", "in_review", "confirmed", "flagged"]
 StageName = Literal["push", "annotate", "review"]
@@ -89,7 +91,12 @@ class Bottleneck(BaseModel):
 class AgreementSummary(BaseModel):
     report_id: int
     created_at: datetime
-    passed: bool
+    passed: bool = Field(description="true only when `verdict` is `passed`")
+    verdict: ReportVerdict = Field(description="no_data: no check had anything to judge")
+    reason: str | None = Field(description="why, when undecided or no_data")
+    checks: list[CheckVerdict] = Field(
+        description="agreement, gold accuracy and model agreement, each judged or no_data"
+    )
     krippendorff_alpha: float | None
     percent_agreement: float | None
     gold_accuracy: float | None = Field(description="over every annotator's gold answers")
@@ -101,7 +108,9 @@ class AgreementSummary(BaseModel):
 class DriftSummary(BaseModel):
     report_id: int
     created_at: datetime
-    passed: bool
+    passed: bool = Field(description="true only when `verdict` is `passed`")
+    verdict: ReportVerdict
+    reason: str | None
     drifted_checks: list[str]
     url: str
 

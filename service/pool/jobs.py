@@ -13,7 +13,7 @@ from service.jobs.registry import JobContext, JobSpec
 from service.pool.registration import register_folder, resolve_allowed
 
 POOL_SCOPE = "pool"  # registrations run one at a time: they write the same images table
-# Declared by service/quality/drift_jobs.py; enqueued by name after images were registered.
+# Declared by service/quality/drift/jobs.py; enqueued by name after images were registered.
 DRIFT_KIND, DRIFT_SCOPE = "drift_check", "drift"
 
 

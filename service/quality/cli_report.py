@@ -15,6 +15,8 @@ from typing import Any
 import httpx
 import typer
 
+from service.quality.verdicts import checks_of, label, verdict_of
+
 POLL_S = 0.3
 
 
@@ -89,8 +91,11 @@ def _ok(response: httpx.Response, *, as_json: bool = True) -> Any:
 def summary(report: dict[str, Any]) -> str:
     """Plain-text lines: verdict, versions, window, sample sizes, then the report's findings."""
     window = report["window"]
-    lines = [
-        f"{report['kind']} report {report['id']}: {'PASSED' if report['passed'] else 'FAILED'}",
+    verdict, reason = verdict_of(report)
+    lines = [f"{report['kind']} report {report['id']}: {label(verdict).upper()}"]
+    if reason:
+        lines.append(f"why:           {reason}")
+    lines += [
         f"guide:         {report['guide_name']} v{report['guide_version']}",
         f"model version: {report.get('model_version') or 'none active'}",
         f"data window:   {window.get('start') or 'n/a'} to {window.get('end') or 'n/a'}",
@@ -104,8 +109,8 @@ def summary(report: dict[str, Any]) -> str:
 def _drift_lines(report: dict[str, Any]) -> list[str]:
     lines = []
     for c in report["checks"]:
-        if c["status"] == "skipped":
-            lines.append(f"  {c['check']:<12} skipped: {c['reason']}")
+        if c["status"] != "ran":
+            lines.append(f"  {c['check']:<12} no data: {c['reason']}")
             continue
         verdict = "DRIFT" if c["drifted"] else "ok"
         lines.append(
@@ -123,6 +128,10 @@ def _agreement_lines(report: dict[str, Any]) -> list[str]:
     lines = [
         f"  Krippendorff alpha {_num(stats['krippendorff_alpha'])}, Fleiss kappa "
         f"{_num(stats['fleiss_kappa'])}, percent agreement {_num(stats['percent_agreement'])}"
+    ]
+    lines += [
+        f"  {c.check:<16} {label(c.verdict)}" + (f": {c.reason}" if c.reason else "")
+        for c in checks_of(report)
     ]
     flagged = [str(a["annotator"]) for a in report["annotators"] if a["flagged"]]
     lines.append(f"  flagged annotators: {', '.join(flagged) or 'none'}")

@@ -10,8 +10,10 @@ from typing import Any
 import numpy as np
 
 from service.quality import plots
+from service.quality.verdicts import checks_of, label, verdict_of
 
 TEMPLATE = Template(files("service.quality").joinpath("templates/report.html").read_text())
+VERDICT_CLASS = {"passed": "pass", "failed": "fail", "undecided": "undecided", "no_data": "nodata"}
 
 
 def table(headers: list[str], rows: list[list[Any]], *, classes: list[str] | None = None) -> str:
@@ -46,13 +48,16 @@ def page(title: str, body: dict[str, Any], sections: list[str]) -> str:
         ("created", body["created_at"]),
         ("schema", body["schema_version"]),
     ]
+    verdict, reason = verdict_of(body)
+    if reason:
+        meta.insert(0, ("why " + label(verdict), reason))
     rows = "".join(
         f"<tr><th class='l'>{escape(k)}</th><td>{escape(str(v))}</td></tr>" for k, v in meta
     )
     return TEMPLATE.substitute(
         title=escape(title),
-        verdict="passed" if body["passed"] else "failed",
-        verdict_class="pass" if body["passed"] else "fail",
+        verdict=escape(label(verdict)),
+        verdict_class=VERDICT_CLASS.get(verdict, "undecided"),
         meta=rows,
         false_alarms=escape(body["false_alarm_control"]),
         sections="\n".join(sections),
@@ -128,22 +133,30 @@ def agreement_html(body: dict[str, Any]) -> str:
     ]
     decisions = [d for d in body["decisions"] if d["scope"] != "task" or d["verdict"] == "fail"]
     decided = table(
-        ["scope", "subject", "check", "verdict", "value", "threshold", "n", "action"],
+        ["scope", "subject", "check", "verdict", "value", "threshold", "n", "action or reason"],
         [
             [
                 d["scope"],
                 d["subject"],
                 d["check"],
-                d["verdict"],
+                label(d["verdict"]),
                 d["value"],
                 d["threshold"],
                 d["sample_size"],
-                d["action"],
+                d["action"] or d.get("reason"),
             ]
             for d in decisions
         ],
     )
+    checks = checks_of(body)
+    summary = table(
+        ["check", "verdict", "reason"],
+        [[c.check, label(c.verdict), c.reason] for c in checks],
+        classes=["failed" if c.verdict == "fail" else "" for c in checks],
+    )
     sections = [
+        "<h2>Checks</h2>",
+        summary if checks else "",
         "<h2>Agreement</h2>",
         _no_overlap_yet(body),
         overview,

@@ -1,5 +1,5 @@
 """Quality's jobs: the agreement check (on demand, or every `quality.agreement_every_s`);
-the drift jobs are declared in `drift_jobs.py`.
+the drift jobs are declared in `drift/jobs.py`.
 
 To add a kind, write a handler `(ctx, job) -> dict` and add a `JobSpec` to `HANDLERS`.
 """
@@ -12,8 +12,9 @@ from labeling.errors import LabelStudioUnavailable
 from service.context import ServiceContext
 from service.core.settings import Settings
 from service.jobs.registry import JobContext, JobSpec
-from service.quality.drift_jobs import HANDLERS as DRIFT_HANDLERS
+from service.quality.drift.jobs import HANDLERS as DRIFT_HANDLERS
 from service.quality.run import report_url, run_agreement
+from service.quality.verdicts import label
 
 AGREEMENT_KIND = "agreement_report"
 
@@ -26,12 +27,13 @@ def agreement(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
     """Compute and store an agreement report; failing tasks get another annotator."""
     job.progress(0.1, "reading answers")
     outcome = run_agreement(ctx, act=bool(job.params.get("act", True)))
-    job.progress(
-        1.0, f"report {outcome.report_id}: {'passed' if outcome.report.passed else 'failed'}"
-    )
+    report = outcome.report
+    job.progress(1.0, f"report {outcome.report_id}: {label(report.verdict)}")
     return {
         "report_id": outcome.report_id,
-        "passed": outcome.report.passed,
+        "passed": report.passed,
+        "verdict": report.verdict,
+        "reason": report.reason,
         "overlaps_raised": outcome.overlaps_raised,
         "notified": outcome.notified,
         "report_url": report_url(ctx, outcome.report_id),

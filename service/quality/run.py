@@ -2,7 +2,9 @@
 
 Order: read the answers and decide; raise the overlap of failing tasks in Label Studio
 (absolute values, so a rerun is harmless); store the report with its audit entries in one
-commit; then send the notification when a check failed.
+commit; then send the notification when a check failed. A report with nothing to judge
+(`no_data`) or too little (`undecided`) alerts nobody: it failed nothing, and the board and
+the report page say what is missing; a failure's alert names the checks that had no data.
 """
 
 from __future__ import annotations
@@ -19,12 +21,13 @@ from service.quality.decide import (
     annotator_decisions,
     batch_decisions,
     failing_tasks,
-    passed,
+    report_checks,
     task_decisions,
 )
 from service.quality.notify import notify, slack_payload
 from service.quality.schemas import AgreementReport
 from service.quality.store import store_report
+from service.quality.verdicts import label, overall
 
 
 @dataclass(frozen=True)
@@ -49,6 +52,8 @@ def compute_agreement(session: Session, ctx: ServiceContext) -> AgreementReport:
         *annotator_decisions(rows, guide.thresholds),
         *task_decisions(table, guide.thresholds),
     ]
+    checks = report_checks(decisions)
+    verdict, reason = overall(checks)
     counts = {name: 0 for name in guide.label_names}
     for task in consensus:
         counts[task.label] += 1
@@ -68,7 +73,9 @@ def compute_agreement(session: Session, ctx: ServiceContext) -> AgreementReport:
             "suggestions_shown": sum(a.shown >= 0 for a in answers),
         },
         false_alarm_control=A.FALSE_ALARMS,
-        passed=passed(decisions),
+        passed=verdict == "passed",
+        verdict=verdict,
+        reason=reason,
         labels=guide.label_names,
         stats=A.agreement_stats(table),
         consensus_method=method,
@@ -78,6 +85,7 @@ def compute_agreement(session: Session, ctx: ServiceContext) -> AgreementReport:
         acceptance_by_class=by_class,
         label_counts=counts,
         priors=guide.class_priors,
+        checks=checks,
         decisions=decisions,
     )
 
@@ -94,7 +102,7 @@ def run_agreement(ctx: ServiceContext, *, act: bool = True) -> Outcome:
         session.commit()
         report_id = row.id
     notified = False
-    if not report.passed:
+    if report.verdict == "failed":
         notified = notify(ctx.settings, _payload(ctx, report, report_id))
     return Outcome(report_id, report, len(raised), notified)
 
@@ -109,6 +117,11 @@ def _payload(ctx: ServiceContext, report: AgreementReport, report_id: int) -> di
         f"{d.scope} {d.subject}: {d.check} {d.value if d.value is not None else 'n/a'} "
         f"< {d.threshold} (n={d.sample_size})"
         for d in failed
+    ]
+    lines += [
+        f"{c.check}: {label(c.verdict)} ({c.reason})"
+        for c in report.checks
+        if c.verdict in ("no_data", "undecided")
     ]
     title = f"Agreement check failed ({report.guide_name} v{report.guide_version})"
     return slack_payload(title, lines, report_url(ctx, report_id))

@@ -2,18 +2,23 @@
 
 Numbers that are undefined (an agreement with one class only, a rate with no trials) are
 `null`, never NaN. Every report names the guide and model versions, its data window and
-sample sizes, and how repeated checks are kept from raising false alarms.
+sample sizes, and how repeated checks are kept from raising false alarms. A check with
+nothing to judge says `no_data` and why (`reason`), never `pass`; the report's `verdict`
+comes from the judged checks only (`verdicts.py`). Version 1.1 added `verdict`, `reason`,
+the agreement report's `checks` and the `no_data` verdict of a decision.
 """
 
 from __future__ import annotations
 
 import math
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
-SCHEMA_VERSION = "1.0"
+SCHEMA_VERSION = "1.1"
+ReportVerdict = Literal["passed", "failed", "undecided", "no_data"]
+CheckVerdictName = Literal["pass", "fail", "undecided", "no_data"]
 
 
 def num(value: float | None) -> float | None:
@@ -39,20 +44,42 @@ class ReportHeader(BaseModel):
     window: Window
     sample_sizes: dict[str, int]
     false_alarm_control: str
-    passed: bool
+    passed: bool = Field(description="true only when `verdict` is `passed`")
+    verdict: ReportVerdict = Field(
+        description="failed: a judged check failed; passed: one passed and none failed; "
+        "undecided: the judged checks could not decide; no_data: no check had data"
+    )
+    reason: str | None = Field(default=None, description="why, when undecided or no_data")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _verdict_of_1_0(cls, data: Any) -> Any:
+        """A body stored before `verdict` existed reads as passed or failed."""
+        if isinstance(data, dict) and "verdict" not in data and "passed" in data:
+            return {**data, "verdict": "passed" if data["passed"] else "failed"}
+        return data
 
 
 class DecisionOut(BaseModel):
     scope: Literal["task", "annotator", "batch"]
     subject: str
     check: str
-    verdict: Literal["pass", "fail", "undecided"]
+    verdict: CheckVerdictName
     value: float | None
     threshold: float
     sample_size: int
     lower: float | None = None
     upper: float | None = None
     action: str | None = None  # what the service did about a failure
+    reason: str | None = None  # why no_data or undecided
+
+
+class CheckVerdict(BaseModel):
+    """One kind of check over the whole report: its decisions taken together."""
+
+    check: str
+    verdict: CheckVerdictName
+    reason: str | None = None
 
 
 class PairKappa(BaseModel):
@@ -119,4 +146,7 @@ class AgreementReport(ReportHeader):
     acceptance_by_class: list[Acceptance]
     label_counts: dict[str, int]  # consensus labels of tasks
     priors: dict[str, float] | None
+    checks: list[CheckVerdict] = Field(
+        default_factory=list, description="agreement, gold_accuracy and model_agreement"
+    )
     decisions: list[DecisionOut]

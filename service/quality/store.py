@@ -11,6 +11,7 @@ from service.audit import record
 from service.core.errors import NotFound
 from service.quality.schemas import ReportHeader
 from service.quality.tables import QualityReport
+from service.quality.verdicts import verdict_of
 
 
 def store_report(session: Session, kind: str, report: ReportHeader) -> QualityReport:
@@ -65,4 +66,5 @@ def summary(row: QualityReport) -> dict[str, Any]:
         "guide_version": row.guide_version,
         "model_version": row.model_version,
         "passed": row.passed,
+        "verdict": verdict_of(row.body)[0],
     }

@@ -340,6 +340,29 @@ CASES = [
         "job_finished",
     ),
     Case("jobs-unknown-status", get("/v1/jobs?status=lost"), 422, "invalid_request"),
+    # Unknown enum values and unknown query parameters: refused, never ignored.
+    Case(
+        "found-export-unknown-format", get("/v1/labels/export?format=xml"), 422, "invalid_request"
+    ),
+    Case("reports-unknown-kind", get("/v1/reports?kind=weather"), 422, "invalid_request"),
+    Case("jobs-unknown-kind", get("/v1/jobs?kind=teleport"), 422, "invalid_request"),
+    Case("audit-unknown-action", get("/v1/audit?action=image.stolen"), 422, "invalid_request"),
+    Case(
+        "labels-unknown-source",
+        labels(
+            lambda e: {"labels": [{"image_id": name(e, 25), "label": "Bag"}], "source": "oracle"}
+        ),
+        422,
+        "invalid_request",
+    ),
+    Case("export-unknown-parameter", get("/v1/labels/export?fromat=csv"), 422, "invalid_request"),
+    Case("images-unknown-parameter", get("/v1/images?page=2"), 422, "invalid_request"),
+    Case(
+        "media-unknown-parameter-beside-a-signature",
+        get("/v1/media/1?exp=1&sig=x&size=large"),
+        422,
+        "invalid_request",
+    ),
     # Cursors not handed out by the service.
     Case("cursor-garbage", get("/v1/images?cursor=%%%not-base64"), 400, "invalid_cursor"),
     Case("cursor-wrong-key-type", get("/v1/jobs?cursor=MQ"), 400, "invalid_cursor"),  # int 1

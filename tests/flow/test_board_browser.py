@@ -104,6 +104,11 @@ def test_the_board_shows_live_counts_and_follows_an_answer_without_reloading(
             )
             assert page.evaluate("() => window.notReloaded === true")
             assert count(page, "confirmed") == expected["confirmed"] + 1
+            quality = flow.client.get("/v1/board").json()["quality"]["agreement"]
+            shown = page.locator("#agreement [data-verdict]")
+            assert shown.get_attribute("data-verdict") == quality["verdict"]
+            assert shown.inner_text() == quality["verdict"].replace("_", " ")
+            assert page.locator("#agreement li[data-check]").count() == len(quality["checks"]) == 3
             report = page.locator("#agreement a")
             assert httpx.get(str(report.evaluate("a => a.href"))).status_code == 200
             shot = tmp_path / "flow-board.png"

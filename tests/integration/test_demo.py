@@ -174,6 +174,8 @@ def test_demo_ends_with_a_first_agreement_report_that_renders(demo: DemoOutput) 
     report = httpx.get(demo.report_url.removesuffix(".html"), headers=headers).json()
     assert report["kind"] == "agreement" and report["sample_sizes"]["answers"] == 0
     assert report["stats"]["percent_agreement"] is None and report["annotators"] == []
+    assert (report["verdict"], report["passed"]) == ("no_data", False)  # nothing to judge yet
+    assert '<span class="verdict nodata">no data</span>' in page.text
 
 
 def test_demo_ends_with_a_board_link_that_opens_without_a_key(demo: DemoOutput) -> None:
@@ -184,6 +186,9 @@ def test_demo_ends_with_a_board_link_that_opens_without_a_key(demo: DemoOutput) 
     counts = {column["name"]: column["count"] for column in board["columns"]}
     assert counts["suggested"] == DEMO_K + gold_count(DEMO_K, QualitySettings().gold_share)
     assert counts["confirmed"] == board["columns"][3]["detail"]["seed"] > 0
+    agreement = board["quality"]["agreement"]  # the first report: no answers yet
+    assert (agreement["verdict"], agreement["passed"]) == ("no_data", False)
+    assert "no answers yet" in agreement["reason"]
 
 
 def project_id_of(demo: DemoOutput) -> int:

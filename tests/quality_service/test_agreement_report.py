@@ -68,7 +68,7 @@ def test_agreement_report_matches_a_hand_computation(
 ) -> None:
     answers, gold = scenario(client, guide)
     report = run_report(client)
-    assert report["schema_version"] == "1.0" and report["kind"] == "agreement"
+    assert report["schema_version"] == "1.1" and report["kind"] == "agreement"
     assert report["guide_version"] == guide.version
     assert report["sample_sizes"]["answers"] == 32 and report["sample_sizes"]["tasks"] == 16
     # Percent agreement: they agree on 2 gold and 4 ordinary tasks of 16.

@@ -33,7 +33,7 @@ def test_a_small_batch_like_the_pool_passes_at_once(
     uploaded = client.post("/v1/drift/check", files=files_of(drift_sets.same, 25))
     assert uploaded.status_code == 200, uploaded.text
     verdict = uploaded.json()
-    assert verdict["passed"] and verdict["schema_version"] == "1.0"
+    assert verdict["passed"] and verdict["schema_version"] == "1.1"
     assert verdict["sample_sizes"]["new_images"] == 25
     assert verdict["sample_sizes"]["reference_images"] == 240  # the pool; broken files left out
     images = next(c for c in verdict["checks"] if c["check"] == "images")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from service.quality.drift_schemas import UnsupportedSchemaVersion, read_drift_report
+from service.quality.drift.schemas import UnsupportedSchemaVersion, read_drift_report
 from tests.helpers import (
     ImagePool,
     all_items,
@@ -67,10 +67,12 @@ def test_drift_reports_after_ingestion(
         first = drift_jobs(client)
         assert len(first) == 1 and first[0]["result"]["report_id"] is None
         assert "reference fixed" in first[0]["result"]["skipped"][0]
+        assert first[0]["result"]["verdict"] == "no_data"  # the first check judges nothing
+        assert "reference fixed" in first[0]["result"]["reason"]
         seed_and_train(client, fashion_pool)
 
         same = register_and_report(client, drift_sets.same)
-        assert same["passed"], same["checks"]
+        assert same["passed"] and same["verdict"] == "passed", same["checks"]
         assert same["sample_sizes"]["reference_images"] == 240
         assert same["sample_sizes"]["new_images"] == 40
         assert same["sample_sizes"]["reference_predictions"] == 240 - 60  # not trained on
@@ -85,6 +87,7 @@ def test_drift_reports_after_ingestion(
 
         unseen = register_and_report(client, drift_sets.unseen)
         assert not unseen["passed"] and check(unseen, "images")["drifted"]
+        assert unseen["verdict"] == "failed"
         assert check(unseen, "images")["sequence_check"] == 2
         assert check(unseen, "predictions")["sequence_check"] == 2
         assert check(unseen, "labels")["status"] == "skipped"  # no labels since the last one
@@ -99,6 +102,8 @@ def test_drift_reports_after_ingestion(
 
         page = client.get(f"/v1/reports/{unseen['id']}.html")
         assert page.status_code == 200
+        assert '<span class="verdict fail">failed</span>' in page.text
+        assert "<td>skipped</td><td>n/a</td><td>n/a</td><td>n/a (no data)</td>" in page.text
         assert page.text.count("data:image/png;base64,") == 2  # p-values, projection
         for alt in ("p-values over time", "2-D projection of reference and new embeddings"):
             assert f'alt="{alt}"' in page.text
@@ -121,7 +126,7 @@ def test_the_drift_report_schema_is_versioned(
     settings = drift_settings(tmp_path, fashion_pool, drift_sets, None)
     with api_client(settings) as client:
         schema = client.get("/v1/drift/schema").json()
-        assert schema["properties"]["schema_version"]["default"] == "1.0"
+        assert schema["properties"]["schema_version"]["default"] == "1.1"
         assert {"checks", "reference_rule", "window", "sample_sizes"} <= set(schema["required"])
         register_pool(client, str(fashion_pool.folder))
         drift_jobs(client)
@@ -130,4 +135,4 @@ def test_the_drift_report_schema_is_versioned(
     assert read_drift_report(body).model_dump(mode="json") == body
     with pytest.raises(UnsupportedSchemaVersion):
         read_drift_report({**body, "schema_version": "2.0"})
-    assert read_drift_report({**body, "schema_version": "1.1"}).schema_version == "1.1"
+    assert read_drift_report({**body, "schema_version": "1.2"}).schema_version == "1.2"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -86,6 +87,12 @@ def test_training_records_a_version_and_export_lists_seed_labels(
     csv_text = client.get("/v1/labels/export").text
     assert csv_text.splitlines()[0] == "image_id,path,label,source,labeled_at"
     assert len(csv_text.splitlines()) == 41
+    as_lines = client.get("/v1/labels/export", params={"format": "jsonl"})
+    assert as_lines.headers["content-type"].startswith("application/x-ndjson")
+    rows = [json.loads(line) for line in as_lines.text.splitlines()]
+    assert [list(row.values()) for row in rows] == [
+        [int(line.split(",")[0]), *line.split(",")[1:]] for line in csv_text.splitlines()[1:]
+    ]
 
 
 def test_label_studio_down_fails_the_push_but_keeps_the_selection(

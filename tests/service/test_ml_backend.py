@@ -124,6 +124,21 @@ def test_every_call_needs_the_key_as_basic_password_or_bearer(backend: Backend) 
     assert backend.client.get(f"{ML}/health").status_code == 200  # the Bearer key
 
 
+def test_label_studios_protocol_tolerates_extra_query_parameters_the_api_refuses(
+    backend: Backend,
+) -> None:
+    """Label Studio owns the ML backend's protocol: a parameter it adds is ignored there."""
+    extra = {"project": "1.1700000000", "verbose": "true"}
+    health = backend.client.get(f"{ML}/health", params=extra, headers=backend.basic())
+    assert health.json() == {"status": "UP", "model_class": "activelabel"}
+    setup = backend.client.post(f"{ML}/setup", params=extra, json={}, headers=backend.basic())
+    assert setup.json() == {"model_version": backend.version}
+    refused = backend.client.get("/v1/images", params={"verbose": "true", "limit": 1})
+    assert (refused.status_code, refused.json()["error"]["code"]) == (422, "invalid_request")
+    (problem,) = refused.json()["error"]["details"]
+    assert problem["location"] == "query.verbose" and "cursor, limit" in problem["message"]
+
+
 def test_setup_answers_the_active_version_and_refuses_a_foreign_config(backend: Backend) -> None:
     config = build_label_config(project_spec(backend.context.guide, title="x"))
     body = {

@@ -25,15 +25,15 @@ from service.context import ServiceContext
 from service.core.errors import PayloadTooLarge, ServiceError
 from service.jobs.queue import enqueue
 from service.pool.registration import resolve_allowed
-from service.quality.drift_batch import (
+from service.quality.drift.batch import (
     MAX_BATCH,
     check_files,
     check_ids,
     check_size,
     folder_files,
 )
-from service.quality.drift_jobs import DRIFT_BATCH_KIND, DRIFT_REPORT_KIND, DRIFT_SCOPE
-from service.quality.drift_schemas import BatchVerdict, DriftReport
+from service.quality.drift.jobs import DRIFT_BATCH_KIND, DRIFT_REPORT_KIND, DRIFT_SCOPE
+from service.quality.drift.schemas import BatchVerdict, DriftReport
 
 router = APIRouter(tags=["drift"])
 MAX_UPLOADS = 1000

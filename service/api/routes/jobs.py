@@ -9,6 +9,7 @@ from sqlalchemy import select
 
 from service.api.deps import SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
+from service.api.registry import JobKind
 from service.api.schemas import JobAccepted, JobStatus
 from service.jobs.queue import cancel, get_job
 from service.jobs.tables import Job
@@ -26,7 +27,7 @@ def list_jobs(
     session: SessionDep,
     limit: LimitQuery = 100,
     cursor: CursorQuery = None,
-    kind: Annotated[str | None, Query(max_length=32)] = None,
+    kind: Annotated[JobKind | None, Query()] = None,
     status: JobState | None = None,
 ) -> Page[JobStatus]:
     """Jobs, oldest first (ids sort by creation), optionally of one kind and status."""

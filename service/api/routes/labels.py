@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+from typing import Annotated, Literal
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query
 from fastapi.responses import Response
 from sqlalchemy import select
 
@@ -42,27 +44,46 @@ def list_labels(
     return Page(items=[label_out(image) for image in rows], next_cursor=next_cursor)
 
 
+ExportFormat = Literal["csv", "jsonl"]
+EXPORT_COLUMNS = ("image_id", "path", "label", "source", "labeled_at")
+EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
+
+
 @router.get(
     "/labels/export",
     response_class=Response,
-    responses={200: {"content": {"text/csv": {}}, "description": "every confirmed label"}},
+    responses={
+        200: {
+            "content": {media_type: {} for media_type in EXPORT_TYPES.values()},
+            "description": "every confirmed label",
+        }
+    },
 )
-def export(session: SessionDep) -> Response:
-    """Every confirmed label as one CSV file (image_id, path, label, source, labeled_at)."""
+def export(
+    session: SessionDep,
+    format: Annotated[
+        ExportFormat, Query(description="`csv` (with a header row) or `jsonl` (one object a line)")
+    ] = "csv",
+) -> Response:
+    """Every confirmed label as one file: image_id, path, label, source, labeled_at."""
+    rows = [
+        (
+            label.image_id,
+            label.path,
+            label.label,
+            label.source,
+            label.labeled_at.isoformat() if label.labeled_at else "",
+        )
+        for label in export_labels(session)
+    ]
+    if format == "jsonl":
+        lines = (json.dumps(dict(zip(EXPORT_COLUMNS, row, strict=True))) + "\n" for row in rows)
+        return Response("".join(lines), media_type=EXPORT_TYPES["jsonl"])
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["image_id", "path", "label", "source", "labeled_at"])
-    for label in export_labels(session):
-        writer.writerow(
-            [
-                label.image_id,
-                label.path,
-                label.label,
-                label.source,
-                label.labeled_at.isoformat() if label.labeled_at else "",
-            ]
-        )
-    return Response(buffer.getvalue(), media_type="text/csv")
+    writer.writerow(EXPORT_COLUMNS)
+    writer.writerows(rows)
+    return Response(buffer.getvalue(), media_type=EXPORT_TYPES["csv"])
 
 
 def label_out(image: Image) -> ConfirmedLabelOut:

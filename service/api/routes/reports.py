@@ -14,7 +14,7 @@ from service.api.routes.jobs import accepted
 from service.api.schemas import JobAccepted
 from service.core.errors import NotFound
 from service.jobs.queue import enqueue
-from service.quality.drift_html import drift_html
+from service.quality.drift.html import drift_html
 from service.quality.gold import register_gold
 from service.quality.html import agreement_html
 from service.quality.jobs import AGREEMENT_KIND

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from guides import Guide
 from service.core.orm import Image, utcnow
 from service.learning.gold import GOLD_SOURCE
-from service.quality.drift_tables import DriftReference
+from service.quality.drift.tables import DriftReference
 
 REFERENCE_MAX = 2000  # reference images sampled per check
 NEW_MAX = 5000  # newest images of a window checked

@@ -13,8 +13,8 @@ from typing import Any
 
 from service.context import ServiceContext
 from service.jobs.registry import JobContext, JobInterrupted, JobSpec
-from service.quality.drift_batch import check_files, check_ids, folder_files
-from service.quality.drift_run import run_drift_report
+from service.quality.drift.batch import check_files, check_ids, folder_files
+from service.quality.drift.run import run_drift_report
 from service.quality.run import report_url
 
 DRIFT_REPORT_KIND = "drift_check"  # also enqueued by name from service/pool/jobs.py
@@ -30,10 +30,19 @@ def drift_report(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
         ctx, trigger=str(job.params.get("trigger", "on_demand")), progress=job.progress
     )
     if outcome.report is None:
-        return {"report_id": None, "passed": None, "skipped": outcome.skipped}
+        reason = "; ".join(outcome.skipped) or None
+        return {
+            "report_id": None,
+            "passed": None,
+            "verdict": "no_data",
+            "reason": reason,
+            "skipped": outcome.skipped,
+        }
     result = {
         "report_id": outcome.report_id,
         "passed": outcome.report.passed,
+        "verdict": outcome.report.verdict,
+        "reason": outcome.report.reason,
         "skipped": outcome.skipped,
         "notified": outcome.notified,
         "report_url": report_url(ctx, outcome.report_id or 0),

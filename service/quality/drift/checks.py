@@ -25,7 +25,7 @@ from quality.drift import (
     label_drift,
     prediction_drift,
 )
-from service.quality.drift_schemas import (
+from service.quality.drift.schemas import (
     AnnotatorShiftOut,
     CheckKind,
     CheckOut,

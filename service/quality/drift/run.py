@@ -16,15 +16,16 @@ from sqlalchemy.orm import Session
 from service.context import ServiceContext
 from service.core.orm import utcnow
 from service.core.progress import Progress, no_progress, scaled
-from service.quality.drift_data import aware, describe_reference, reference_for
-from service.quality.drift_gather import gather
-from service.quality.drift_judge import Judged, judge_all
-from service.quality.drift_schemas import DriftReport, HistoryPoint
+from service.quality.drift.data import aware, describe_reference, reference_for
+from service.quality.drift.gather import gather
+from service.quality.drift.judge import Judged, judge_all
+from service.quality.drift.schemas import DriftReport, HistoryPoint
 from service.quality.notify import notify, slack_payload
 from service.quality.run import report_url
 from service.quality.schemas import Window
 from service.quality.store import store_report
 from service.quality.tables import QualityReport
+from service.quality.verdicts import drift_verdict
 
 HISTORY_POINTS = 30
 
@@ -88,7 +89,9 @@ def run_drift_report(
         row = store_report(session, "drift", report)
         session.commit()  # the report, its audit entries and the spent alpha together
         report_id = row.id
-    notified = False if report.passed else notify(ctx.settings, payload(ctx, report, report_id))
+    notified = False
+    if report.verdict == "failed":  # a report is stored only when a check ran
+        notified = notify(ctx.settings, payload(ctx, report, report_id))
     skipped = [f"{c.check}: {c.reason}" for c in report.checks if c.status == "skipped"]
     return DriftOutcome(report_id, report, skipped, notified)
 
@@ -101,6 +104,7 @@ def build_report(
     window: Window,  # noqa: ANN001
 ) -> DriftReport:
     guide = ctx.guide
+    verdict, reason = drift_verdict(judged.checks)
     return DriftReport(
         created_at=utcnow(),
         guide_name=guide.name,
@@ -110,7 +114,9 @@ def build_report(
         window=window,
         sample_sizes=judged.sample_sizes,
         false_alarm_control=judged.control,
-        passed=not any(c.drifted for c in judged.checks),
+        passed=verdict == "passed",
+        verdict=verdict,
+        reason=reason,
         trigger=trigger,
         alpha=guide.thresholds.drift_significance,
         reference_rule=describe_reference(reference),

@@ -12,9 +12,9 @@ from sqlalchemy.orm import Session
 from quality.drift import DriftResult
 from service.context import ServiceContext
 from service.core.progress import Progress, no_progress
-from service.quality import drift_checks as C
-from service.quality.drift_gather import Gathered
-from service.quality.drift_schemas import (
+from service.quality.drift import checks as C
+from service.quality.drift.gather import Gathered
+from service.quality.drift.schemas import (
     AnnotatorShiftOut,
     CheckKind,
     CheckOut,
@@ -22,7 +22,7 @@ from service.quality.drift_schemas import (
     NovelImage,
     Projection,
 )
-from service.quality.drift_spending import load_policy, spend
+from service.quality.drift.spending import load_policy, spend
 from service.quality.schemas import DecisionOut
 
 CONTROL = (

@@ -34,7 +34,7 @@ def drift_html(body: dict[str, Any]) -> str:
                 c["status"],
                 c["p_value"],
                 c["level"],
-                "yes" if c["drifted"] else "no",
+                _drifted(c),
                 c["n_reference"],
                 c["n_new"],
                 c["sequence_check"],
@@ -60,6 +60,13 @@ def drift_html(body: dict[str, Any]) -> str:
     ]
     sections += _novel(body) + _annotators(body)
     return page(f"Drift report: {body['guide_name']}", body, sections)
+
+
+def _drifted(check: dict[str, Any]) -> str:
+    """yes or no for a check that ran; a skipped one had no data and found nothing either way."""
+    if check["status"] != "ran":
+        return "n/a (no data)"
+    return "yes" if check["drifted"] else "no"
 
 
 def _figures(body: dict[str, Any]) -> list[str]:

@@ -1,7 +1,10 @@
 """The versioned JSON schema of drift reports and of a pipeline batch's verdict (pydantic).
 
 `DRIFT_SCHEMA_VERSION` is `major.minor`: a minor version only adds fields, a major one
-changes their meaning. `read_drift_report` refuses a body of another major version.
+changes their meaning. `read_drift_report` refuses a body of another major version. 1.1
+added the report's and the batch's `verdict` and `reason` (a report is stored only when a
+check ran, so its verdict is `passed` or `failed`; a skipped check had no data and counts
+for neither).
 """
 
 from __future__ import annotations
@@ -11,9 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from service.quality.schemas import DecisionOut, ReportHeader
+from service.quality.schemas import DecisionOut, ReportHeader, ReportVerdict
 
-DRIFT_SCHEMA_VERSION = "1.0"
+DRIFT_SCHEMA_VERSION = "1.1"
 CheckKind = Literal["images", "predictions", "labels", "annotators"]
 
 
@@ -105,6 +108,8 @@ class BatchVerdict(BaseModel):
 
     schema_version: str = DRIFT_SCHEMA_VERSION
     passed: bool
+    verdict: ReportVerdict
+    reason: str | None = None
     guide_name: str
     guide_version: str
     guide_fingerprint: str

@@ -2,7 +2,7 @@
 
 The batch is registered image ids, or files (uploads or a folder under the allowed roots)
 that are decoded and embedded without being registered. It is compared with the guide
-version's reference (`drift_data`), the batch's own images left out of it. The image and
+version's reference (`drift.data`), the batch's own images left out of it. The image and
 prediction checks are combined by Holm: at most `alpha` false alarms per batch. A pipeline's
 batches are separate decisions, so they spend no alpha of the pool's drift reports.
 """
@@ -22,15 +22,16 @@ from service.context import ServiceContext
 from service.core.errors import NotFound, ServiceError
 from service.core.orm import Image
 from service.core.progress import Progress, no_progress, scaled
-from service.quality import drift_checks as C
-from service.quality.drift_data import (
+from service.quality.drift import checks as C
+from service.quality.drift.data import (
     Sample,
     describe_reference,
     reference_for,
     reference_sample,
 )
-from service.quality.drift_gather import Embedded, embedded, probabilities
-from service.quality.drift_schemas import BatchVerdict, CheckOut, SkippedFile
+from service.quality.drift.gather import Embedded, embedded, probabilities
+from service.quality.drift.schemas import BatchVerdict, CheckOut, SkippedFile
+from service.quality.verdicts import drift_verdict
 
 MAX_BATCH = 20_000
 
@@ -145,8 +146,11 @@ def _verdict(ctx, session, new: Embedded, skipped: list[SkippedFile], *, progres
         checks.append(C.skipped("predictions", "no active model version"))
     elif len(results) == 1:
         checks.append(C.skipped("predictions", "too few unlabeled reference images"))
+    verdict, reason = drift_verdict(checks)
     return BatchVerdict(
-        passed=not any(c.drifted for c in checks),
+        passed=verdict == "passed",
+        verdict=verdict,
+        reason=reason,
         guide_name=guide.name,
         guide_version=str(guide.version),
         guide_fingerprint=guide.fingerprint(),

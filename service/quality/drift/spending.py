@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from quality.drift import AlphaSpending, DriftResult
 from service.core.orm import utcnow
-from service.quality.drift_tables import DriftSpending
+from service.quality.drift.tables import DriftSpending
 
 R = TypeVar("R", bound=DriftResult)
 

@@ -18,14 +18,14 @@ from service.core.progress import Progress, no_progress, scaled
 from service.learning.versions import active_model
 from service.pool.embeddings import ensure_embeddings, stack
 from service.quality.data import latest_answers
-from service.quality.drift_data import (
+from service.quality.drift.data import (
     Sample,
     aware,
     labels_in_window,
     new_sample,
     reference_sample,
 )
-from service.quality.drift_tables import DriftReference
+from service.quality.drift.tables import DriftReference
 
 
 @dataclass
