@@ -44,6 +44,7 @@ DELIVERIES_PER_S, DELIVERY_THREADS = 20.0, 12
 IMAGES = CACHE / "mixed-images"
 REPOSITORY = Path(__file__).resolve().parents[1]
 LOCK_ERROR = re.compile(r"database is locked|database busy", re.IGNORECASE)
+UNHANDLED = re.compile(r'"message": "unhandled error in ')  # the service answered 500
 FINISHED = ("succeeded", "failed", "cancelled")
 
 
@@ -63,9 +64,13 @@ class Stack:
     def api(self, timeout_s: float = 120) -> httpx.Client:
         return httpx.Client(base_url=self.service.url, headers=self.headers, timeout=timeout_s)
 
-    def lock_errors_logged(self) -> int:
-        text = self.service.log_path.read_text(errors="replace")
-        return sum(1 for line in text.splitlines() if LOCK_ERROR.search(line))
+    def log_counts(self) -> dict[str, int]:
+        """Lock errors and 500 answers in the service's log (every run of it), by line."""
+        lines = self.service.log_path.read_text(errors="replace").splitlines()
+        return {
+            "lock_errors_logged": sum(1 for line in lines if LOCK_ERROR.search(line)),
+            "server_errors_logged": sum(1 for line in lines if UNHANDLED.search(line)),
+        }
 
     def close(self) -> None:
         self.service.stop()
