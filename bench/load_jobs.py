@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from load import MACHINE, WEIGHTS, Target, client_loop
@@ -106,6 +107,7 @@ def summary(
             "load_average": [round(x, 1) for x in os.getloadavg()],
             **jobs,
             "machine": MACHINE,
+            "date": datetime.now(UTC).date().isoformat(),
         },
     }
 

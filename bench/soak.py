@@ -72,11 +72,13 @@ def supervise(stack: Stack, deadline: float, rng: random.Random) -> Chaos:
             started = time.monotonic()
             stack.studio.start(timeout_s=300)
             chaos.studio_restart_s.append(time.monotonic() - started)
+            print(f"Label Studio killed and back in {chaos.studio_restart_s[-1]:.1f} s", flush=True)
         elif now >= next_kill:
             stack.service.kill()
             chaos.service_kills += 1
             time.sleep(0.5)
             restart(stack, chaos)
+            print(f"kill {chaos.service_kills}: back in {chaos.restart_s[-1]:.1f} s", flush=True)
             next_kill = max(next_kill + rng.uniform(*KILL_EVERY_S), time.monotonic() + MIN_UPTIME_S)
         time.sleep(0.2)
     return chaos
