@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from load import MACHINE, WEIGHTS, Target, client_loop
-from mixed_load import DELIVERIES_PER_S, Drivers, Stack, drain, job_report, start_stack
+from mixed_load import DELIVERIES_PER_S, Drivers
+from mixed_stack import Stack, drain, job_report, start_stack
 from tally import Tally, merge, percentiles
 
 CLIENT_MIX = {kind: weight for kind, weight in WEIGHTS.items() if kind != "webhook"}

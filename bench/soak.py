@@ -30,7 +30,8 @@ from typing import Any
 
 from load import MACHINE
 from load_jobs import STUDIO, start_clients
-from mixed_load import Drivers, Stack, call, drain, job_report, start_stack, wait_job
+from mixed_load import Drivers
+from mixed_stack import Stack, call, drain, job_report, start_stack, wait_job
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from studio_env import RESULTS
