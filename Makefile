@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
 	@echo "make test   - the whole test suite, Label Studio integration included"
-	@echo "make bench  - benchmarks (throughput, re-ranking, agreement, drift, selection, intake, load, faults, push)"
+	@echo "make bench  - benchmarks (throughput, re-ranking, agreement, drift, selection, intake, load, load with jobs, soak, faults, push)"
 	@echo "make lint   - ruff checks and formatting"
 
 setup: system-packages $(VENV)/.installed $(LS_VENV)/.installed
@@ -81,6 +81,8 @@ bench: setup bench-references
 	nice -n 10 $(VENV)/bin/python bench/ml_backend.py
 	nice -n 10 $(VENV)/bin/python bench/ls_push.py
 	nice -n 10 $(VENV)/bin/python bench/load.py
+	nice -n 10 $(VENV)/bin/python bench/load.py --with-jobs
+	nice -n 10 $(VENV)/bin/python bench/soak.py
 	nice -n 10 $(VENV)/bin/python bench/drift.py
 	nice -n 10 $(VENV)/bin/python bench/drift_label_sampling.py
 	$(VENV)/bin/python bench/flow_board.py

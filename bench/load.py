@@ -6,7 +6,8 @@ deliveries are sent as Label Studio sends them, with the shared secret). Each cl
 over a weighted mix of predictions by ids, job status, image pages and webhook deliveries;
 any answer other than the expected status, or any exception, is an error. As a floor,
 `GET /health` is timed alone first (one client), the cheapest request the service answers.
-Writes `bench/results/load.json`.
+`--with-jobs` runs the clients while the service's jobs run beside them (`load_jobs.py`).
+Writes `bench/results/load.json` (each mode keeps the other's fields).
 """
 
 from __future__ import annotations
@@ -19,16 +20,16 @@ import shutil
 import tempfile
 import threading
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 from pydantic import SecretStr
 from studio_env import CACHE, RESULTS, ServiceProcess
+from tally import Tally, merge, percentiles, timed
 
 from labeling.local_server import free_loopback_port
 from models.datasets import FASHION_MNIST_CLASSES, load_fashion_mnist, write_pngs
@@ -40,15 +41,8 @@ from service.studio.webhooks import SECRET_HEADER
 POOL, SEEDS, PREDICT_BATCH = 300, 60, 8
 # kind -> (weight, expected status)
 MIX = {"predict": (3, 200), "job": (2, 200), "images": (3, 200), "webhook": (2, 202)}
-
-
-@dataclass
-class Tally:
-    """One client's observations: latencies (ms) per kind, errors and a few samples."""
-
-    latencies: dict[str, list[float]] = field(default_factory=lambda: {k: [] for k in MIX})
-    errors: Counter[str] = field(default_factory=Counter)
-    samples: list[str] = field(default_factory=list)
+WEIGHTS = {kind: weight for kind, (weight, _) in MIX.items()}
+MACHINE = "2-core AMD EPYC CPU, no GPU"
 
 
 @dataclass(frozen=True)
@@ -145,46 +139,49 @@ def delivery(annotation_id: int, image_id: int, label: str) -> dict[str, Any]:
     }
 
 
-def client_loop(number: int, target: Target, deadline: float, tally: Tally) -> None:
-    """One client: weighted random requests until the deadline (bounded by it)."""
+def client_loop(
+    number: int, target: Target, deadline: float, tally: Tally, mix: dict[str, int] = WEIGHTS
+) -> None:
+    """One client: weighted random requests of `mix` until the deadline (bounded by it)."""
     rng = random.Random(number)
-    kinds, weights = list(MIX), [weight for weight, _ in MIX.values()]
-    cursor: str | None = None
+    kinds, weights = list(mix), list(mix.values())
+    cursor: list[str | None] = [None]
     sent = 0
     with httpx.Client(base_url=target.url, headers=target.headers, timeout=120) as client:
         while time.monotonic() < deadline:
             kind = rng.choices(kinds, weights)[0]
             sent += 1
-            started = time.perf_counter()
-            try:
-                if kind == "predict":
-                    body = {"image_ids": rng.sample(target.image_ids, PREDICT_BATCH)}
-                    response = client.post("/v1/predictions", json=body)
-                elif kind == "job":
-                    response = client.get(f"/v1/jobs/{rng.choice(target.job_ids)}")
-                elif kind == "images":
-                    params = {"limit": 50, **({"cursor": cursor} if cursor else {})}
-                    response = client.get("/v1/images", params=params)
-                    cursor = response.json().get("next_cursor") if response.is_success else None
-                else:
-                    event = delivery(
-                        number * 1_000_000 + sent,
-                        rng.choice(target.image_ids),
-                        rng.choice(FASHION_MNIST_CLASSES),
-                    )
-                    response = client.post(
-                        "/v1/webhooks/label-studio",
-                        json=event,
-                        headers={SECRET_HEADER: target.secret},
-                    )
-            except httpx.HTTPError as err:
-                tally.errors[f"{kind}: {type(err).__name__}"] += 1
-                continue
-            tally.latencies[kind].append((time.perf_counter() - started) * 1000)
-            if response.status_code != MIX[kind][1]:
-                tally.errors[f"{kind}: {response.status_code}"] += 1
-                if len(tally.samples) < 5:
-                    tally.samples.append(f"{kind} {response.status_code} {response.text[:200]}")
+            send = _request(client, kind, target, rng, number * 1_000_000 + sent, cursor)
+            if timed(tally, kind, MIX[kind][1], send) is None:
+                time.sleep(0.2)  # no answer (the service restarting): do not spin
+
+
+def _request(
+    client: httpx.Client,
+    kind: str,
+    target: Target,
+    rng: random.Random,
+    annotation_id: int,
+    cursor: list[str | None],
+) -> Callable[[], httpx.Response]:
+    """The request of one `kind`; an image page moves the client's `cursor` on."""
+    if kind == "predict":
+        body = {"image_ids": rng.sample(target.image_ids, PREDICT_BATCH)}
+        return lambda: client.post("/v1/predictions", json=body)
+    if kind == "job":
+        return lambda: client.get(f"/v1/jobs/{rng.choice(target.job_ids)}")
+    if kind == "images":
+
+        def page() -> httpx.Response:
+            params = {"limit": 50, **({"cursor": cursor[0]} if cursor[0] else {})}
+            response = client.get("/v1/images", params=params)
+            cursor[0] = response.json().get("next_cursor") if response.is_success else None
+            return response
+
+        return page
+    event = delivery(annotation_id, rng.choice(target.image_ids), rng.choice(FASHION_MNIST_CLASSES))
+    headers = {SECRET_HEADER: target.secret}
+    return lambda: client.post("/v1/webhooks/label-studio", json=event, headers=headers)
 
 
 def health_floor(url: str, seconds: float) -> list[float]:
@@ -197,13 +194,6 @@ def health_floor(url: str, seconds: float) -> list[float]:
             client.get("/health").raise_for_status()
             latencies.append((time.perf_counter() - started) * 1000)
     return latencies
-
-
-def percentiles(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"count": 0, "p50_ms": 0.0, "p99_ms": 0.0}
-    p50, p99 = np.percentile(values, [50, 99])
-    return {"count": len(values), "p50_ms": round(float(p50), 1), "p99_ms": round(float(p99), 1)}
 
 
 def run(clients: int, seconds: float) -> dict[str, Any]:
@@ -233,46 +223,56 @@ def run(clients: int, seconds: float) -> dict[str, Any]:
 def summary(
     tallies: list[Tally], clients: int, seconds: float, elapsed: float, floor: dict[str, float]
 ) -> dict[str, Any]:
-    every = [ms for tally in tallies for values in tally.latencies.values() for ms in values]
-    errors: Counter[str] = sum((tally.errors for tally in tallies), Counter())
-    overall = percentiles(every)
-    per_kind = {k: percentiles([ms for t in tallies for ms in t.latencies[k]]) for k in MIX}
+    totals = merge(tallies)
+    overall = percentiles(totals.answered)
     return {
         "clients": clients,
         "seconds": seconds,
         "elapsed_s": round(elapsed, 1),
-        "requests": overall["count"] + sum(errors.values()) - _answered_errors(errors),
-        "errors": sum(errors.values()),
+        "requests": totals.requests,
+        "errors": sum(totals.errors.values()),
         "p50_ms": overall["p50_ms"],
         "p99_ms": overall["p99_ms"],
         "requests_per_s": round(overall["count"] / elapsed, 1),
-        "per_kind": per_kind,
-        "error_kinds": dict(errors),
-        "error_samples": [s for tally in tallies for s in tally.samples][:10],
+        "per_kind": totals.per_kind,
+        "error_kinds": dict(totals.errors),
+        "error_samples": totals.samples,
         "health_floor_one_client": floor,
         "p50_over_health_floor": round(overall["p50_ms"] / max(floor["p50_ms"], 1e-9), 1),
         "pool_images": POOL,
         "seed_labels": SEEDS,
         "predict_batch": PREDICT_BATCH,
-        "machine": "2-core AMD EPYC CPU, no GPU",
+        "machine": MACHINE,
         "python": platform.python_version(),
         "date": datetime.now(UTC).date().isoformat(),
     }
 
 
-def _answered_errors(errors: Counter[str]) -> int:
-    """Errors that got an answer (a status code): already counted among the latencies."""
-    return sum(n for key, n in errors.items() if key.rsplit(": ", 1)[-1].isdigit())
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--seconds", type=float, default=None, help="default 60 (120 with jobs)")
+    parser.add_argument(
+        "--with-jobs", action="store_true", help="with the service's jobs running (load_jobs.py)"
+    )
     args = parser.parse_args()
-    result = run(args.clients, args.seconds)
+    path = RESULTS / "load.json"
+    if args.with_jobs:
+        from load_jobs import passed, run_with_jobs
+
+        result = run_with_jobs(args.clients, args.seconds or 120.0)
+        previous = json.loads(path.read_text()) if path.exists() else {}
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**previous, **result}, indent=2) + "\n")
+        print(json.dumps(result, indent=2))
+        for goal, ok in passed(result):
+            print(f"{'PASS' if ok else 'FAIL'}: {goal}")
+        return
+    result = run(args.clients, args.seconds or 60.0)
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    kept = {k: v for k, v in kept.items() if k.startswith("with_jobs") or k == "lock_errors_logged"}
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "load.json").write_text(json.dumps(result, indent=2) + "\n")
+    path.write_text(json.dumps({**result, **kept}, indent=2) + "\n")
     print(json.dumps({k: v for k, v in result.items() if k != "per_kind"}, indent=2))
     for kind, figures in result["per_kind"].items():
         print(f"{kind:8s} {figures}")
