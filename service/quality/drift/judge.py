@@ -1,6 +1,7 @@
 """Running a window's checks and holding each to the level of its alpha-spending sequence.
 
-Only flushes: the spent alpha is committed with the report (or rolled back with it).
+Reads only: the sequences are read as plain values and `Judged.spending` says where each
+spent one moved to; `Spending.save` writes that with the report, in one unit.
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session
 
-from quality.drift import DriftResult
+from quality.drift import AlphaSpending, DriftResult
 from service.context import ServiceContext
 from service.core.progress import Progress, no_progress
 from service.quality.drift import checks as C
@@ -22,7 +23,7 @@ from service.quality.drift.schemas import (
     NovelImage,
     Projection,
 )
-from service.quality.drift.spending import load_policy, spend
+from service.quality.drift.spending import read_policy, save_spending, spend
 from service.quality.schemas import DecisionOut
 
 CONTROL = (
@@ -40,7 +41,22 @@ CONTROL = (
 
 
 @dataclass
+class Spending:
+    """Where the sequences a report used stood when read (`before`) and after it (`after`)."""
+
+    fingerprint: str
+    before: dict[str, AlphaSpending] = field(default_factory=dict)
+    after: dict[str, AlphaSpending] = field(default_factory=dict)
+
+    def save(self, session: Session) -> None:
+        """Write every spent sequence's move (flush only; in the report's write unit)."""
+        for check, after in self.after.items():
+            save_spending(session, self.fingerprint, check, self.before[check], after)
+
+
+@dataclass
 class Judged:
+    spending: Spending
     checks: list[CheckOut] = field(default_factory=list)
     novel_images: list[NovelImage] = field(default_factory=list)
     label_counts: LabelCounts | None = None
@@ -53,29 +69,39 @@ class Judged:
 
 
 class Spender:
-    """Reads a check kind's sequence, and spends one check of it on a result."""
+    """Reads a check kind's sequence, and spends one check of it on a result (in memory)."""
 
     def __init__(self, session: Session, ctx: ServiceContext) -> None:
-        self.session, self.fingerprint = session, ctx.guide.fingerprint()
+        self.session = session
         self.alpha = ctx.guide.thresholds.drift_significance
         self.horizon = ctx.settings.quality.drift_max_checks
+        self.spending = Spending(ctx.guide.fingerprint())
 
     def next_level(self, check: CheckKind) -> float:
-        return self._policy(check)[1].next_level
+        return self._policy(check).next_level
 
     def judge(
         self, check: CheckKind, result: DriftResult, components: dict[str, float]
     ) -> CheckOut:
-        row, policy = self._policy(check)
-        judged = spend(row, policy, result)
+        if check in self.spending.after:
+            raise ValueError(f"the {check} sequence was already spent by this report")
+        judged, after = spend(self._policy(check), result)
+        self.spending.after[check] = after
         out = C.check_out(check, judged, components)
-        out.sequence_check = row.checks
+        out.sequence_check = after.checks
         return out
 
-    def _policy(self, check: CheckKind):  # noqa: ANN202
-        return load_policy(
-            self.session, self.fingerprint, check, alpha=self.alpha, horizon=self.horizon
-        )
+    def _policy(self, check: CheckKind) -> AlphaSpending:
+        before = self.spending.before
+        if check not in before:
+            before[check] = read_policy(
+                self.session,
+                self.spending.fingerprint,
+                check,
+                alpha=self.alpha,
+                horizon=self.horizon,
+            )
+        return before[check]
 
 
 def judge_all(
@@ -83,7 +109,7 @@ def judge_all(
 ) -> Judged:
     """Every check that has data, each held to its sequence's next level."""
     spender = Spender(session, ctx)
-    out = Judged(model_version=data.model_version)
+    out = Judged(spender.spending, model_version=data.model_version)
     out.control = CONTROL.format(alpha=spender.alpha, horizon=spender.horizon)
     _images(out, data, spender, ctx.settings.quality.drift_permutations)
     progress(0.6, "images checked")

@@ -18,7 +18,7 @@ from service.core.orm import utcnow
 from service.core.progress import Progress, no_progress, scaled
 from service.quality.drift.data import aware, describe_reference, reference_for
 from service.quality.drift.gather import gather
-from service.quality.drift.judge import Judged, judge_all
+from service.quality.drift.judge import Judged, Spending, judge_all
 from service.quality.drift.schemas import DriftReport, HistoryPoint
 from service.quality.notify import notify, slack_payload
 from service.quality.run import report_url
@@ -63,7 +63,12 @@ def history_point(report_id: int | None, created_at: datetime, checks: list[dict
 def run_drift_report(
     ctx: ServiceContext, *, trigger: str, progress: Progress = no_progress
 ) -> DriftOutcome:
-    """Check the window since the last report; store the report and announce a drift."""
+    """Check the window since the last report; store the report and announce a drift.
+
+    Everything is read and computed with no write pending (the alpha-spending sequences as
+    plain values); the report, its audit entries and the spent alpha are then written and
+    committed together in one short unit.
+    """
     guide = ctx.guide
     with ctx.sessions() as session:
         reference, fixed = reference_for(session, guide)
@@ -78,22 +83,28 @@ def run_drift_report(
         data = gather(session, ctx, reference, start, end, progress=scaled(progress, 0, 0.7))
         progress(0.7, "running the checks")
         judged = judge_all(session, ctx, data, progress=scaled(progress, 0.7, 0.95))
-        if not any(c.status == "ran" for c in judged.checks):
-            session.rollback()  # nothing ran: no check of any sequence was spent
-            return DriftOutcome(None, None, [f"{c.check}: {c.reason}" for c in judged.checks])
-        report = build_report(ctx, judged, reference, trigger, Window(start=start, end=end))
-        report.history = [
-            *(history_point(r.id, r.created_at, r.body["checks"]) for r in earlier),
-            history_point(None, report.created_at, [c.model_dump() for c in report.checks]),
-        ]
-        row = store_report(session, "drift", report)
-        session.commit()  # the report, its audit entries and the spent alpha together
-        report_id = row.id
+    if not any(c.status == "ran" for c in judged.checks):
+        return DriftOutcome(None, None, [f"{c.check}: {c.reason}" for c in judged.checks])
+    report = build_report(ctx, judged, reference, trigger, Window(start=start, end=end))
+    report.history = [
+        *(history_point(r.id, r.created_at, r.body["checks"]) for r in earlier),
+        history_point(None, report.created_at, [c.model_dump() for c in report.checks]),
+    ]
+    report_id = store(ctx, judged.spending, report)
     notified = False
     if report.verdict == "failed":  # a report is stored only when a check ran
         notified = notify(ctx.settings, payload(ctx, report, report_id))
     skipped = [f"{c.check}: {c.reason}" for c in report.checks if c.status == "skipped"]
     return DriftOutcome(report_id, report, skipped, notified)
+
+
+def store(ctx: ServiceContext, spending: Spending, report: DriftReport) -> int:
+    """Spend the alpha and store the report with its audit entries, in one write unit."""
+    with ctx.writing() as session:
+        spending.save(session)
+        row = store_report(session, "drift", report)
+        session.commit()
+        return row.id
 
 
 def build_report(
