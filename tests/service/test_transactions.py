@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from service.core.db import READ, WRITE, bind_for, make_engine, session_factory
 from service.core.errors import classify, is_busy
+from tests.postgres_server import PostgresServer
 
 BUSY_S = 0.3  # the busy timeout these tests run with
 
@@ -163,9 +164,10 @@ def test_the_default_session_takes_the_lock_at_its_first_write_only(
     assert value(engine) == 11
 
 
-def test_postgres_read_units_are_read_only_and_waits_are_bounded(database_url: str) -> None:
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
+def test_postgres_read_units_are_read_only_and_waits_are_bounded(
+    postgres: PostgresServer,
+) -> None:
+    database_url = postgres.new_database()
     engine = make_engine(database_url, busy_timeout_s=BUSY_S, migrate=False)
     with engine.begin() as conn:
         conn.exec_driver_sql("CREATE TABLE counters (id INTEGER PRIMARY KEY, value INTEGER)")
