@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import threading
@@ -14,6 +15,7 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
+from starlette.types import Message
 
 from service.core.db import lock_for_writing
 from service.core.orm import Annotation, Image
@@ -21,6 +23,7 @@ from service.core.settings import LabelStudioSettings
 from service.studio.tables import WebhookEvent
 from service.studio.webhooks import SECRET_HEADER, apply_event, parse_body, receive
 from tests.helpers import ImagePool, api_client, make_settings
+from tests.service.test_metrics import samples
 from tests.studio.conftest import add_images
 
 SECRET = "a-shared-webhook-secret"
@@ -298,3 +301,58 @@ def test_two_events_of_one_annotation_applied_at_once_store_it_once_and_log_no_e
     trail = client.get("/v1/audit", params={"subject_type": "annotation"}).json()["items"]
     assert [e["action"] for e in trail] == ["annotation.received"]
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_sender_that_disconnects_mid_body_gets_400_and_nothing_is_stored(
+    client: TestClient, image_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real ASGI call whose body stream ends in `http.disconnect` (the sender gave up)."""
+    body = json.dumps(created(1, image_id, "Bag")).encode()
+    incoming: list[Message] = [
+        {"type": "http.request", "body": body[:40], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive_message() -> Message:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send_message(message: Message) -> None:
+        sent.append(message)
+
+    headers = [(SECRET_HEADER.lower().encode(), SECRET.encode())]
+    headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": URL,
+        "raw_path": URL.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    failed_before = server_errors(client)
+    caplog.set_level(logging.INFO)
+    asyncio.run(client.app(scope, receive_message, send_message))  # type: ignore[arg-type]
+
+    (start,) = [m for m in sent if m["type"] == "http.response.start"]
+    answer = json.loads(
+        b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    )
+    assert (start["status"], answer["error"]["code"]) == (400, "client_disconnected")
+    assert events(client) == [] and rows(client) == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any("disconnected" in r.getMessage() for r in caplog.records)
+    assert server_errors(client) == failed_before
+
+
+def server_errors(client: TestClient) -> float:
+    """How many webhook deliveries the service has answered with a 500 so far."""
+    labels = (("method", "POST"), ("route", URL), ("status", "500"))
+    return samples(client.get("/metrics").text).get(("activelabel_http_requests_total", labels), 0)
