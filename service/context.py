@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from guides import Guide
 from labeling.gateway import LabelStudioGateway
+from service.auth.keys import SkippedUses
 from service.auth.signing import MediaSigner
 from service.core.db import READ, WRITE, bind_for
 from service.core.gpu_metrics import NvmlCollector
@@ -33,6 +34,8 @@ class ServiceContext:
     annotation_hooks: list[AnnotationHook] = field(default_factory=list)
     # GPU utilisation and memory for `/metrics` (nothing where NVML is unavailable).
     gpu_metrics: NvmlCollector = field(default_factory=NvmlCollector)
+    # API key uses a busy database left unrecorded (logged once a minute per key).
+    skipped_key_uses: SkippedUses = field(default_factory=SkippedUses)
     # Embeddings of images fetched for Label Studio's `/predict`, by content (bounded).
     fetched_embeddings: EmbeddingCache = field(init=False)
     _binds: dict[str, Engine] = field(init=False, repr=False)

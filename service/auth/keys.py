@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -82,10 +83,41 @@ def authenticate(
     return key
 
 
-def record_use(units: Callable[[], Session], key: ApiKey, *, now: datetime | None = None) -> None:
+class SkippedUses:
+    """Key uses left unrecorded (a busy database), logged at most once per key and `window`."""
+
+    def __init__(self, window: timedelta = LAST_USED_RESOLUTION) -> None:
+        self._window = window
+        self._lock = threading.Lock()
+        self._said: dict[str, tuple[datetime, int]] = {}  # prefix: (logged at, skipped since)
+
+    def note(self, prefix: str, now: datetime) -> None:
+        with self._lock:
+            said_at, skipped = self._said.get(prefix, (None, 0))
+            if said_at is not None and now - said_at < self._window:
+                self._said[prefix] = (said_at, skipped + 1)
+                log.debug("the use of key %s was not recorded: the database is busy", prefix)
+                return
+            self._said[prefix] = (now, 0)
+        log.info(
+            "the use of key %s was not recorded: the database is busy (%d more times since"
+            " this was last logged)",
+            prefix,
+            skipped,
+        )
+
+
+def record_use(
+    units: Callable[[], Session],
+    key: ApiKey,
+    *,
+    skipped: SkippedUses,
+    now: datetime | None = None,
+) -> None:
     """Record that `key` was used, in a unit of its own, when its last use is a minute old.
 
-    A busy database skips the note (it is informational): a request never fails for it.
+    A busy database skips the note (it is informational): a request never fails for it,
+    and `skipped` logs the skips of one key at most once a minute.
     """
     now = now or utcnow()
     last = _aware(key.last_used_at)
@@ -98,7 +130,7 @@ def record_use(units: Callable[[], Session], key: ApiKey, *, now: datetime | Non
     except Exception as err:
         if not is_busy(err):
             raise
-        log.warning("the use of key %s was not recorded: the database is busy", key.prefix)
+        skipped.note(key.prefix, now)
         return
     key.last_used_at = now
 

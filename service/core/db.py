@@ -123,6 +123,20 @@ def _postgres_begin(conn: Connection) -> None:
         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(options[BUSY_OPTION])}")
 
 
+def lock_for_writing(session: Session) -> None:
+    """Take SQLite's write lock now, so that what `session` reads next cannot change before
+    it writes (a session of kind `ON_WRITE` has read outside a transaction so far).
+
+    A write unit holds the lock already; on PostgreSQL this does nothing: lock the rows read
+    (`SELECT ... FOR UPDATE`) instead.
+    """
+    connection = session.connection()
+    if connection.dialect.name != "sqlite":
+        return
+    if not connection.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def session_factory(engine: Engine) -> sessionmaker[Session]:
     """Sessions of kind `ON_WRITE` by default; pass `bind=bind_for(...)` for another kind."""
     return sessionmaker(bind=engine, expire_on_commit=False)

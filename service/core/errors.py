@@ -60,6 +60,12 @@ class PayloadTooLarge(ServiceError):
     status_code, code = 413, "payload_too_large"
 
 
+class ClientDisconnected(ServiceError):
+    """The client went away before its request body was whole (nothing of it is used)."""
+
+    status_code, code = 400, "client_disconnected"
+
+
 class DatabaseBusy(ServiceError):
     """The database stayed locked for the whole busy timeout: try again shortly."""
 

@@ -8,17 +8,20 @@ bulk, never one query per annotation.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from guides import Guide
 from labeling.tasks import StudioAnnotation, StudioPrediction, StudioTask
 from service.audit import record
+from service.core.db import lock_for_writing
 from service.core.orm import Annotation, DeletedTask, Image, RoundItem, utcnow
 
 CHUNK = 500  # bound parameters per IN list: far below SQLite's and PostgreSQL's limits
@@ -87,47 +90,113 @@ def store_annotations(
     """Upsert annotations (flush only); returns the image ids whose label must be re-resolved.
 
     `shown` maps prediction ids to the predictions, to record what each annotator saw.
+    Each new row is audited `annotation.received`, each changed one `annotation.updated`.
+    A first look without locks skips what is stale or unchanged; the rest is read again
+    under the write lock (SQLite) or row locks (PostgreSQL), and new rows are inserted with
+    ON CONFLICT DO NOTHING, so two deliveries of one annotation at once store it once.
     """
     newest = _newest_per_id(annotations)
-    rows = rows_by_studio_id(session, list(newest))
     known_images = _known_images(session, {a.image_id for a in newest.values() if a.image_id})
     gone = _deleted_tasks(session, {a.task_id for a in newest.values()})
-    stamp = {"guide_version": str(guide.version), "guide_fingerprint": guide.fingerprint()}
-    touched: set[int | None] = set()
-    for annotation in newest.values():
-        row = rows.get(annotation.annotation_id)
-        if row is not None and _is_stale(row, annotation):
-            report.stale += 1
-            continue
+
+    def values_of(annotation: StudioAnnotation, row: Annotation | None) -> dict[str, Any]:
         values = _values(annotation, guide, shown, known_images)
         values["deleted"] = annotation.task_id in gone  # a late event of a deleted task
         values["project_id"] = (
             project_id if project_id is not None else getattr(row, "project_id", None)
         )
-        if row is not None and _same(row, values):
-            report.unchanged += 1
-            continue
-        if row is None:
-            deleted_at = utcnow() if values["deleted"] else None
-            session.add(
-                Annotation(
-                    studio_annotation_id=annotation.annotation_id,
-                    deleted_at=deleted_at,
-                    **values,
-                    **stamp,
-                )
-            )
+        return values
+
+    first = rows_by_studio_id(session, list(newest))
+    pending = [
+        annotation
+        for annotation in newest.values()
+        if _verdict(first.get(annotation.annotation_id), annotation, values_of, report)
+    ]
+    if not pending:
+        return set()
+    lock_for_writing(session)
+    rows = rows_by_studio_id(session, [a.annotation_id for a in pending], lock=True)
+    fresh = {a.annotation_id: values_of(a, None) for a in pending if a.annotation_id not in rows}
+    inserted = _insert_new(session, fresh, guide)
+    rows |= rows_by_studio_id(session, [i for i in fresh if i not in inserted], lock=True)
+    touched: set[int | None] = set()
+    for annotation in pending:
+        row = inserted.get(annotation.annotation_id)
+        if row is not None:
+            _audit(session, "annotation.received", row, None)
             report.new += 1
         else:
+            row = rows[annotation.annotation_id]
+            if not _verdict(row, annotation, values_of, report):
+                continue
             touched.add(row.image_id)
-            for name, value in values.items():
-                setattr(row, name, value)
-            row.synced_at = utcnow()
+            _update(session, row, values_of(annotation, row))
             report.updated += 1
-        touched.add(values["image_id"])
-        _note(report, annotation, values)
+        touched.add(row.image_id)
+        _note(report, annotation, row)
     session.flush()
     return {image_id for image_id in touched if image_id is not None}
+
+
+def _verdict(
+    row: Annotation | None,
+    annotation: StudioAnnotation,
+    values_of: Callable[[StudioAnnotation, Annotation | None], dict[str, Any]],
+    report: IntakeReport,
+) -> bool:
+    """True when `annotation` must be written over `row`; counts it stale or unchanged if not."""
+    if row is None:
+        return True
+    if _is_stale(row, annotation):
+        report.stale += 1
+        return False
+    if _same(row, values_of(annotation, row)):
+        report.unchanged += 1
+        return False
+    return True
+
+
+def _insert_new(
+    session: Session, fresh: Mapping[int, dict[str, Any]], guide: Guide
+) -> dict[int, Annotation]:
+    """Insert these rows by annotation id, skipping any another writer inserted first.
+
+    Returns the rows this call inserted, by annotation id.
+    """
+    if not fresh:
+        return {}
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    now = utcnow()
+    stamp = {"guide_version": str(guide.version), "guide_fingerprint": guide.fingerprint()}
+    rows = [
+        {
+            "studio_annotation_id": annotation_id,
+            "deleted_at": now if values["deleted"] else None,
+            "synced_at": now,
+            **values,
+            **stamp,
+        }
+        for annotation_id, values in sorted(fresh.items())
+    ]
+    inserted: dict[int, Annotation] = {}
+    for batch in chunked(rows, max(1, CHUNK // len(rows[0]))):
+        statement = (
+            insert(Annotation)
+            .values(batch)
+            .on_conflict_do_nothing(index_elements=[Annotation.studio_annotation_id])
+            .returning(Annotation)
+        )
+        inserted.update((row.studio_annotation_id, row) for row in session.scalars(statement))
+    return inserted
+
+
+def _update(session: Session, row: Annotation, values: dict[str, Any]) -> None:
+    before = _state(row)
+    for name, value in values.items():
+        setattr(row, name, value)
+    row.synced_at = utcnow()
+    _audit(session, "annotation.updated", row, before)
 
 
 def delete_annotations(
@@ -193,11 +262,22 @@ def delete_missing(session: Session, tasks: Sequence[StudioTask], report: Intake
     return _flag_deleted(session, missing, report)
 
 
-def rows_by_studio_id(session: Session, annotation_ids: Sequence[int]) -> dict[int, Annotation]:
-    """Stored rows by Label Studio annotation id, loaded in chunks."""
+def rows_by_studio_id(
+    session: Session, annotation_ids: Sequence[int], *, lock: bool = False
+) -> dict[int, Annotation]:
+    """Stored rows by Label Studio annotation id, loaded in chunks.
+
+    `lock` reads them afresh and locks them (`FOR UPDATE` on PostgreSQL, in id order).
+    """
     found: dict[int, Annotation] = {}
     for batch in chunked(sorted(set(annotation_ids))):
         query = select(Annotation).where(Annotation.studio_annotation_id.in_(batch))
+        if lock:
+            query = (
+                query.order_by(Annotation.studio_annotation_id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
         found.update((row.studio_annotation_id, row) for row in session.scalars(query))
     return found
 
@@ -218,12 +298,20 @@ def _flag_deleted(session: Session, rows: Iterable[Annotation], report: IntakeRe
 
 
 def _state(row: Annotation) -> dict[str, Any]:
-    """What the audit trail keeps of an annotation."""
+    """What the audit trail keeps of an annotation: who gave which answer to what, and what
+    they were shown (the raw Label Studio JSON is never copied)."""
     return {
         "task_id": row.task_id,
         "image_id": row.image_id,
+        "annotator": row.annotator,
         "status": row.status,
         "label": row.label,
+        "problem_code": row.problem_code,
+        "shown": {
+            "prediction_id": row.shown_prediction_id,
+            "model_version": row.shown_model_version,
+            "label": row.shown_label,
+        },
         "deleted": row.deleted,
         "updated_at": row.studio_updated_at,
     }
@@ -287,11 +375,11 @@ def _same(row: Annotation, values: dict[str, Any]) -> bool:
     return True
 
 
-def _note(report: IntakeReport, annotation: StudioAnnotation, values: dict[str, Any]) -> None:
-    if values["status"] == "cancelled":
+def _note(report: IntakeReport, annotation: StudioAnnotation, row: Annotation) -> None:
+    if row.status == "cancelled":
         report.cancelled += 1
-    if values["problem"]:
-        code, _, message = str(values["problem"]).partition(": ")
+    if row.problem:
+        code, _, message = row.problem.partition(": ")
         report.problems.append(
             AnnotationProblem(annotation.annotation_id, annotation.task_id, code, message)
         )

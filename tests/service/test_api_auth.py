@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from service.auth.keys import revoke_key
+from service.auth.keys import SkippedUses, create_key, record_use, revoke_key
+from service.auth.tables import ApiKey
+from service.core.db import WRITE, bind_for, lock_for_writing, make_engine, session_factory
+from service.core.orm import utcnow
 from service.core.settings import AuthSettings
 from tests.helpers import ImagePool, all_items, api_client, make_settings, register_pool
 
@@ -148,3 +156,42 @@ def test_pages_cover_every_item_once_and_bad_cursors_are_refused(
         response = client.get("/v1/images", params={"cursor": bad})
         assert (response.status_code, response.json()["error"]["code"]) == (400, "invalid_cursor")
     assert client.get("/v1/images", params={"limit": 0}).status_code == 422
+
+
+def hold_key_row(session: Session, key_id: int) -> None:
+    """Make every write of this key wait until `session` ends."""
+    if session.get_bind().dialect.name == "sqlite":
+        lock_for_writing(session)
+    else:
+        session.execute(select(ApiKey).where(ApiKey.id == key_id).with_for_update())
+
+
+def test_uses_a_busy_database_skips_are_logged_once_a_minute_per_key(
+    database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    engine = make_engine(database_url)
+    sessions = session_factory(engine)
+    units = partial(sessions, bind=bind_for(engine, WRITE, busy_timeout_s=0.05))
+    skipped = SkippedUses()
+    caplog.set_level(logging.DEBUG, logger="service.auth.keys")
+    try:
+        with sessions() as session:
+            key = create_key(session, "busy").key
+        start = utcnow()
+        with sessions() as blocker:
+            hold_key_row(blocker, key.id)
+            for second in (0, 10, 30, 59, 61, 62):
+                record_use(units, key, skipped=skipped, now=start + timedelta(seconds=second))
+        said = [r for r in caplog.records if r.levelno >= logging.INFO]
+        assert [r.getMessage() for r in said] == [
+            f"the use of key {key.prefix} was not recorded: the database is busy"
+            f" ({more} more times since this was last logged)"
+            for more in (0, 3)
+        ]
+        assert sum(r.levelno == logging.DEBUG for r in caplog.records) == 4
+        assert key.last_used_at is None
+        record_use(units, key, skipped=skipped, now=start + timedelta(seconds=63))  # not busy
+        with sessions() as session:
+            assert session.get(ApiKey, key.id).last_used_at is not None
+    finally:
+        engine.dispose()

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,12 +15,15 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import select
+from starlette.types import Message
 
+from service.core.db import lock_for_writing
 from service.core.orm import Annotation, Image
 from service.core.settings import LabelStudioSettings
 from service.studio.tables import WebhookEvent
-from service.studio.webhooks import SECRET_HEADER
+from service.studio.webhooks import SECRET_HEADER, apply_event, parse_body, receive
 from tests.helpers import ImagePool, api_client, make_settings
+from tests.service.test_metrics import samples
 from tests.studio.conftest import add_images
 
 SECRET = "a-shared-webhook-secret"
@@ -239,3 +246,113 @@ def test_reconciliation_is_one_job_per_project_however_often_it_is_asked_for(
     assert again.json()["job_id"] == first.json()["job_id"]  # retried while Studio is down
     job = client.get(first.json()["status_url"]).json()
     assert job["kind"] == "reconcile" and job["params"] == {"full": False}
+
+
+def test_annotations_from_webhooks_are_in_the_audit_trail_and_its_export(
+    client: TestClient, image_id: int
+) -> None:
+    send(client, created(1, image_id, "Bag"))
+    send(client, created(1, image_id, "Bag", action="ANNOTATION_UPDATED"))  # nothing changed
+    edit = created(1, image_id, "Coat", updated="2026-11-28T01:30:00Z", action="ANNOTATION_UPDATED")
+    send(client, edit)
+    query = {"subject_type": "annotation", "subject_id": "1"}
+    trail = client.get("/v1/audit", params=query).json()["items"]
+    assert [(e["action"], e["actor"], e["after"]["label"]) for e in trail] == [
+        ("annotation.received", "studio-user:2", "Bag"),
+        ("annotation.updated", "studio-user:2", "Coat"),
+    ]
+    assert (trail[0]["after"]["task_id"], trail[0]["after"]["image_id"]) == (
+        500 + image_id,
+        image_id,
+    )
+    (received,) = client.get("/v1/audit", params={"action": "annotation.received"}).json()["items"]
+    assert received["id"] == trail[0]["id"]
+    export = client.get("/v1/audit/export", params={"actor": "studio-user:2"})
+    assert [json.loads(line)["id"] for line in export.text.splitlines()] == [e["id"] for e in trail]
+    assert SECRET not in export.text
+
+
+def test_two_events_of_one_annotation_applied_at_once_store_it_once_and_log_no_error(
+    client: TestClient, image_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The creation and an update with the same state, applied while both wait for the lock."""
+    context = client.app.state.context  # type: ignore[attr-defined]
+    stored = []
+    for action in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED"):
+        body = json.dumps(created(1, image_id, "Bag", action=action)).encode()
+        stored.append(receive(context, body, parse_body(body, max_bytes=64 * 1024)).event_id)
+    outcomes: dict[int, str] = {}
+
+    def apply(event_id: int) -> None:
+        outcomes[event_id] = apply_event(context, event_id)
+
+    caplog.set_level(logging.INFO)
+    with context.sessions() as blocker:
+        lock_for_writing(blocker)  # both look, then wait for the write lock
+        threads = [threading.Thread(target=apply, args=(event_id,)) for event_id in stored]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)
+        blocker.rollback()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes == dict.fromkeys(stored, "applied")
+    assert [r.studio_annotation_id for r in rows(client)] == [1]
+    trail = client.get("/v1/audit", params={"subject_type": "annotation"}).json()["items"]
+    assert [e["action"] for e in trail] == ["annotation.received"]
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_sender_that_disconnects_mid_body_gets_400_and_nothing_is_stored(
+    client: TestClient, image_id: int, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A real ASGI call whose body stream ends in `http.disconnect` (the sender gave up)."""
+    body = json.dumps(created(1, image_id, "Bag")).encode()
+    incoming: list[Message] = [
+        {"type": "http.request", "body": body[:40], "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[Message] = []
+
+    async def receive_message() -> Message:
+        return incoming.pop(0) if incoming else {"type": "http.disconnect"}
+
+    async def send_message(message: Message) -> None:
+        sent.append(message)
+
+    headers = [(SECRET_HEADER.lower().encode(), SECRET.encode())]
+    headers.append((b"content-type", b"application/json"))
+    headers.append((b"content-length", str(len(body)).encode()))
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": URL,
+        "raw_path": URL.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    failed_before = server_errors(client)
+    caplog.set_level(logging.INFO)
+    asyncio.run(client.app(scope, receive_message, send_message))  # type: ignore[arg-type]
+
+    (start,) = [m for m in sent if m["type"] == "http.response.start"]
+    answer = json.loads(
+        b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    )
+    assert (start["status"], answer["error"]["code"]) == (400, "client_disconnected")
+    assert events(client) == [] and rows(client) == []
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+    assert any("disconnected" in r.getMessage() for r in caplog.records)
+    assert server_errors(client) == failed_before
+
+
+def server_errors(client: TestClient) -> float:
+    """How many webhook deliveries the service has answered with a 500 so far."""
+    labels = (("method", "POST"), ("route", URL), ("status", "500"))
+    return samples(client.get("/metrics").text).get(("activelabel_http_requests_total", labels), 0)

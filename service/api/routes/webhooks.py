@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 from fastapi import APIRouter, BackgroundTasks, Request, status
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect
 
 from service.api.deps import ContextDep
-from service.core.errors import PayloadTooLarge
+from service.core.errors import ClientDisconnected, PayloadTooLarge
 from service.studio.webhooks import (
     SECRET_HEADER,
     apply_event,
@@ -17,6 +20,7 @@ from service.studio.webhooks import (
     webhook_secret,
 )
 
+log = logging.getLogger(__name__)
 router = APIRouter(tags=["webhooks"])
 
 
@@ -54,15 +58,23 @@ async def label_studio_event(
 
 
 async def _read_at_most(request: Request, limit: int) -> bytes:
-    """The body, refused as soon as it grows past `limit` bytes (never read whole)."""
+    """The body, refused as soon as it grows past `limit` bytes (never read whole).
+
+    A sender that disconnects mid-body (Label Studio gives up after its timeout) gets 400
+    `client_disconnected`: an incomplete event is never stored.
+    """
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"webhook bodies are limited to {limit} bytes")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"webhook bodies are limited to {limit} bytes")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise PayloadTooLarge(f"webhook bodies are limited to {limit} bytes")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        log.info("webhook sender disconnected after %d bytes of the body: nothing stored", size)
+        raise ClientDisconnected("the sender disconnected before the body was whole") from None
     return b"".join(chunks)
