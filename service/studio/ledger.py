@@ -125,14 +125,8 @@ def recover(session: Session, gateway: LabelStudioGateway, project_id: int) -> d
     )
     if not pending:
         return {}
-    after = session.scalar(  # deleted ids may be handed out again: they do not count
-        select(func.max(ContentTask.task_id)).where(
-            ContentTask.project_id == project_id,
-            ContentTask.task_id.not_in(select(DeletedTask.task_id)),
-        )
-    )
     found: dict[str, int] = {}
-    for task in gateway.tasks_after(project_id, int(after or 0)):
+    for task in gateway.tasks_after(project_id, highest_task_id(session, project_id)):
         digest = content_hash(task)
         if digest in pending and digest not in found:
             found[digest] = task.task_id
@@ -143,6 +137,20 @@ def recover(session: Session, gateway: LabelStudioGateway, project_id: int) -> d
             .values(task_id=task_id)
         )
     return found
+
+
+def highest_task_id(session: Session, project_id: int) -> int:
+    """The highest live task id the ledger holds in the project (0 when none).
+
+    Deleted ids may be handed out again: they do not count.
+    """
+    after = session.scalar(
+        select(func.max(ContentTask.task_id)).where(
+            ContentTask.project_id == project_id,
+            ContentTask.task_id.not_in(select(DeletedTask.task_id)),
+        )
+    )
+    return int(after or 0)
 
 
 def content_hash(task: StudioTask) -> str | None:

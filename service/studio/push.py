@@ -13,11 +13,19 @@ from service.core.progress import Progress, no_progress, scaled
 from service.learning.selection import round_items
 from service.learning.training import current_model
 from service.studio.chunks import Backoff, ChunkSender
-from service.studio.ledger import LedgerRow, PushPlan, assign_task_ids, plan_push, recover
+from service.studio.ledger import (
+    LedgerRow,
+    PushPlan,
+    assign_task_ids,
+    highest_task_id,
+    plan_push,
+    recover,
+)
 from service.studio.overlap import apply_round_overlap
 from service.studio.project import ensure_project
 from service.studio.queue_cap import RELEASING, release_budget
 from service.studio.suggestions import refresh_pending_suggestions, resign_expiring_urls
+from service.studio.twins import heal_twins
 
 
 def push_round(
@@ -45,6 +53,7 @@ def push_round(
     round_.project_id = project_id
     round_.status = "pushing"
     session.commit()
+    floor = highest_task_id(session, project_id)  # a late twin of this push lands above it
     recovered = len(recover(session, ctx.gateway, project_id))  # an import cut off earlier
     session.commit()
     items = round_items(session, round_id)
@@ -85,7 +94,11 @@ def push_round(
     }
     record(session, "task.pushed", subject=("round", round_.id), after=after)
     session.commit()
+    # A cut-off import that Label Studio committed after `recover` looked leaves twins.
+    twins = heal_twins(session, ctx, project_id, after=floor)
     progress(1.0, f"{len(released)} tasks created, {plan.reused} reused, {held} held back")
+    if twins.deleted or twins.adopted:
+        progress(1.0, f"{len(twins.deleted)} twin tasks deleted, {len(twins.adopted)} adopted")
     # Suggestions follow the model in force, never an older round's own version.
     model = current_model(session, ctx)
     version = model.id if model is not None else round_.model_version

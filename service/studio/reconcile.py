@@ -30,6 +30,7 @@ from service.studio.intake import (
 from service.studio.project import ensure_project
 from service.studio.resolve import resolve_labels
 from service.studio.tables import ReconcileState
+from service.studio.twins import heal_twins
 from service.studio.webhooks import apply_pending
 
 
@@ -47,6 +48,8 @@ class ReconcileReport:
     cancelled: int = 0
     deleted: int = 0
     labeled_images: int = 0
+    twins_deleted: int = 0  # duplicate tasks of one content removed (`twins.py`)
+    twins_adopted: int = 0
     problems: list[AnnotationProblem] = field(default_factory=list)
 
 
@@ -56,6 +59,8 @@ def reconcile(
     """Store every change since the watermark (or everything when `full`); idempotent."""
     project_id = ensure_project(ctx)
     events_applied = apply_pending(ctx)
+    with ctx.sessions() as session:  # tasks created since the last check, pushes' late twins
+        twins = heal_twins(session, ctx, project_id)
     started = utcnow()
     since = None if full else _read_from(ctx, project_id)
     progress(0.1, "reading changed tasks" if since else "reading every task")
@@ -78,6 +83,7 @@ def reconcile(
             if attempt == 2:
                 raise
     _copy_counts(intake, report)
+    report.twins_deleted, report.twins_adopted = len(twins.deleted), len(twins.adopted)
     progress(1.0, f"{report.new} new, {report.updated} updated, {report.deleted} deleted")
     return report
 

@@ -44,6 +44,8 @@ class ReconcileState(Base):
     last_run_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_full_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     tasks_read: Mapped[int] = mapped_column(Integer, default=0)  # by the last run
+    # Tasks up to this id were checked for twins of one content (`studio/twins.py`).
+    twins_checked_id: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
 
 
 class ContentTask(Base):
