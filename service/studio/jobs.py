@@ -26,6 +26,7 @@ from service.studio.project import ensure_project
 from service.studio.push import push_round
 from service.studio.reconcile import reconcile
 from service.studio.suggestions import (
+    holds_suggestions,
     refresh_pending_suggestions,
     resign_expiring_urls,
     stale_items,
@@ -112,8 +113,15 @@ def refresh_suggestions(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:
             return {"model_version": None, "refreshed": 0}
         refreshed = refresh_pending_suggestions(session, ctx, project_id, model.id)
         resigned = resign_expiring_urls(session, ctx)
-    ctx.gateway.use_model_version(project_id, model.id)
-    return {"model_version": model.id, "refreshed": refreshed, "resigned": resigned}
+        shown = holds_suggestions(session, model.id)
+    if shown:
+        ctx.gateway.use_model_version(project_id, model.id)
+    return {
+        "model_version": model.id,
+        "refreshed": refreshed,
+        "resigned": resigned,
+        "project_version_set": shown,
+    }
 
 
 def train_then_refresh(ctx: ServiceContext, job: JobContext) -> dict[str, Any]:

@@ -24,7 +24,11 @@ from service.studio.ledger import (
 from service.studio.overlap import apply_round_overlap
 from service.studio.project import ensure_project
 from service.studio.queue_cap import RELEASING, release_budget
-from service.studio.suggestions import refresh_pending_suggestions, resign_expiring_urls
+from service.studio.suggestions import (
+    holds_suggestions,
+    refresh_pending_suggestions,
+    resign_expiring_urls,
+)
 from service.studio.twins import heal_twins
 
 
@@ -104,7 +108,8 @@ def push_round(
     version = model.id if model is not None else round_.model_version
     refresh_pending_suggestions(session, ctx, project_id, version)
     resign_expiring_urls(session, ctx)
-    ctx.gateway.use_model_version(project_id, version)
+    if holds_suggestions(session, version):
+        ctx.gateway.use_model_version(project_id, version)
     return round_
 
 

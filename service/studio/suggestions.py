@@ -80,6 +80,21 @@ def _timestamp(moment: datetime) -> float:
     return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
 
 
+def holds_suggestions(session: Session, model_version: str) -> bool:
+    """Whether a task in Label Studio carries this version's predictions.
+
+    Label Studio refuses a project model version that no task has predictions of (400), as
+    after a retrain or an activation when no task waits any more: then the version in force
+    stays, since no waiting task would show the new one anyway.
+    """
+    found = session.scalar(
+        select(RoundItem.id)
+        .where(RoundItem.model_version == model_version, RoundItem.task_id.is_not(None))
+        .limit(1)
+    )
+    return found is not None
+
+
 def refresh_pending_suggestions(
     session: Session, ctx: ServiceContext, project_id: int, model_version: str
 ) -> int:

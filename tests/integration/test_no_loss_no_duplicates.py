@@ -140,6 +140,29 @@ def test_waiting_tasks_get_the_new_models_suggestion_after_a_retrain(
     }
 
 
+def test_a_version_no_task_shows_leaves_the_projects_version_in_force(
+    service: TestClient, studio: StudioClient
+) -> None:
+    """Label Studio refuses a model version no task has predictions of: after a retrain
+    with nothing left waiting, refreshing the suggestions succeeds and keeps the old one."""
+    first = run_round(service, K)
+    labels = [{"image_id": i["image_id"], "label": i["predicted_label"]} for i in first["items"]]
+    assert service.post("/v1/labels", json={"labels": labels}).status_code == 200
+    trained = wait_for_job(service, service.post("/v1/models/train").json())
+    assert trained["status"] == "succeeded", trained
+    second = service.get("/v1/models/active").json()["id"]
+    assert second != first["model_version"]
+    for version in (first["model_version"], second):
+        activation = service.post(f"/v1/models/{version}/activate").json()
+        assert activation["refresh_job"] is not None, activation
+        refresh = wait_for_job(service, activation["refresh_job"])
+        assert refresh["status"] == "succeeded", refresh
+        assert refresh["result"]["refreshed"] == 0
+    assert refresh["result"]["project_version_set"] is False
+    project = studio.project_by_title(project_title(service))
+    assert project["model_version"] == first["model_version"]
+
+
 def assert_suggested(tasks: dict[int, dict], items: list[dict], versions: list[str]) -> None:
     """Each item's task holds predictions of `versions`, in order, the last its suggestion."""
     for item in items:
