@@ -14,6 +14,7 @@ import httpx
 import typer
 from sqlalchemy.orm import Session
 
+from service.auth.roles import Role
 from service.core.settings import get_settings
 
 
@@ -87,13 +88,21 @@ def _session() -> Iterator[Session]:
 
 
 @keys.command("create")
-def keys_create(name: Annotated[str, typer.Argument(help="who or what uses the key")]) -> None:
+def keys_create(
+    name: Annotated[str, typer.Argument(help="who or what uses the key")],
+    role: Annotated[
+        Role, typer.Option(help="what the key may do (the role matrix in the README)")
+    ] = Role.admin,
+) -> None:
     """Create a key and print it once: only its hash is stored."""
     from service.auth.keys import create_key
 
     with _session() as session:
-        issued = create_key(session, name)
-        typer.echo(f"created key {issued.key.id} ({issued.key.name}); it is shown only now:")
+        issued = create_key(session, name, role.value)
+        typer.echo(
+            f"created key {issued.key.id} ({issued.key.name}, role {issued.key.role});"
+            " it is shown only now:"
+        )
         typer.echo(issued.token.get_secret_value())
 
 
@@ -114,13 +123,14 @@ def keys_revoke(key: Annotated[str, typer.Argument(help="the key's id or prefix"
 
 @keys.command("list")
 def keys_list() -> None:
-    """Every key: id, prefix, name, created, last used, revoked (never the key itself)."""
+    """Every key: id, prefix, name, role, created, last used, revoked (never the key)."""
     from service.auth.keys import list_keys
 
     with _session() as session:
         for key in list_keys(session):
             typer.echo(
-                f"{key.id}\tal_{key.prefix}_...\t{key.name}\tcreated {_when(key.created_at)}"
+                f"{key.id}\tal_{key.prefix}_...\t{key.name}\t{key.role}"
+                f"\tcreated {_when(key.created_at)}"
                 f"\tlast used {_when(key.last_used_at)}\trevoked {_when(key.revoked_at)}"
             )
 

@@ -8,6 +8,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi.routing import APIRoute
 
 from guides import Guide, example_guide_path, load_guide
 from labeling.gateway import LabelStudioGateway
@@ -35,6 +36,7 @@ from service.api.routes import (
     rounds,
     webhooks,
 )
+from service.auth.roles import ordered, roles_of
 from service.auth.signing import media_signer
 from service.context import ServiceContext
 from service.core.db import make_engine, session_factory
@@ -168,3 +170,16 @@ def include_routes(app: FastAPI) -> None:
     for router in PROTECTED_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(name_actor), strict])
     app.include_router(metrics_router, dependencies=[Depends(name_actor), strict])  # keyed
+    show_roles(app)
+
+
+def show_roles(app: FastAPI) -> None:
+    """Put each route's roles (`service.auth.roles`) into its OpenAPI operation."""
+    for route in app.routes:
+        roles = roles_of(getattr(route, "endpoint", None))
+        if not isinstance(route, APIRoute) or roles is None:
+            continue
+        names = ordered(roles)
+        route.openapi_extra = {**(route.openapi_extra or {}), "x-roles": names}
+        said = f"Roles: {', '.join(names)}."
+        route.description = f"{route.description}\n\n{said}" if route.description else said

@@ -22,6 +22,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
 from service.api.deps import ContextDep, SessionDep
+from service.auth.roles import Role, requires
 from service.core.metrics import REGISTRY
 from service.core.orm import Annotation, Image, utcnow
 
@@ -116,6 +117,7 @@ router = APIRouter(tags=["metrics"])
 
 
 @router.get("/metrics", include_in_schema=False)
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 def metrics(context: ContextDep, session: SessionDep) -> Response:
     """Prometheus text exposition: process metrics, then the database's and GPUs', read now."""
     now = CollectorRegistry(auto_describe=False)

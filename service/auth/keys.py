@@ -20,6 +20,7 @@ from pydantic import SecretStr
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
+from service.auth.roles import Role, parse_role
 from service.auth.tables import ApiKey
 from service.core.errors import NotFound, ServiceError, is_busy
 from service.core.orm import utcnow
@@ -49,14 +50,15 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def create_key(session: Session, name: str) -> IssuedKey:
-    """Issue a key named `name` (a use case: commits)."""
+def create_key(session: Session, name: str, role: Role | str = Role.admin) -> IssuedKey:
+    """Issue a key named `name` with `role` (a use case: commits)."""
     name = name.strip()
     if not name or len(name) > 128:
         raise ServiceError("a key needs a name of 1 to 128 characters")
+    role = parse_role(role)
     prefix = secrets.token_hex(4)
     token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
-    key = ApiKey(name=name, prefix=prefix, token_hash=hash_token(token))
+    key = ApiKey(name=name, prefix=prefix, token_hash=hash_token(token), role=role.value)
     session.add(key)
     session.commit()
     return IssuedKey(key=key, token=SecretStr(token))

@@ -11,7 +11,8 @@ from service.core.orm import Base, utcnow
 
 
 class ApiKey(Base):
-    """A bearer key: `prefix` finds the row, `token_hash` (sha256 hex) proves the token."""
+    """A bearer key: `prefix` finds the row, `token_hash` (sha256 hex) proves the token,
+    `role` (`service.auth.roles.Role`) says what it may do."""
 
     __tablename__ = "api_keys"
 
@@ -19,6 +20,7 @@ class ApiKey(Base):
     name: Mapped[str] = mapped_column(String(128))
     prefix: Mapped[str] = mapped_column(String(16), unique=True)
     token_hash: Mapped[str] = mapped_column(String(64))
+    role: Mapped[str] = mapped_column(String(16), default="admin", server_default="admin")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

@@ -14,6 +14,7 @@ from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
 from service.api.schemas import JobAccepted
+from service.auth.roles import Role, requires
 from service.context import ServiceContext
 from service.core.orm import Annotation
 from service.jobs.queue import enqueue
@@ -49,6 +50,7 @@ class ReconcileIn(BaseModel):
 
 
 @router.get("/annotations", response_model=Page[AnnotationOut])
+@requires(Role.reviewer)
 def list_annotations(
     session: SessionDep,
     limit: LimitQuery = 100,
@@ -75,6 +77,7 @@ def list_annotations(
 @router.post(
     "/annotations/reconcile", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED
 )
+@requires(Role.pipeline)
 def start_reconcile(
     context: ContextDep, session: SessionDep, body: ReconcileIn | None = None
 ) -> JobAccepted:
@@ -86,6 +89,7 @@ def start_reconcile(
 
 
 @router.post("/annotations/sync", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
+@requires(Role.pipeline)
 def start_full_read(context: ContextDep, session: SessionDep) -> JobAccepted:
     """Read every task of the project back (a full reconciliation), as a job."""
     return _enqueue_reconcile(context, session, full=True)

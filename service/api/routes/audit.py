@@ -13,6 +13,7 @@ from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.audit import ACTIONS, AuditQuery, as_dict, export_lines
 from service.audit.tables import AuditEntry
+from service.auth.roles import Role, requires
 
 router = APIRouter(tags=["audit"])
 AuditAction = Literal[tuple(sorted(ACTIONS))]  # type: ignore[valid-type]  # filters name one
@@ -49,6 +50,7 @@ AuditFilter = Annotated[AuditQuery, Depends(audit_query)]
 
 
 @router.get("/audit", response_model=Page[AuditEntryOut])
+@requires(Role.reviewer)
 def list_entries(
     session: SessionDep, filters: AuditFilter, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[AuditEntryOut]:
@@ -63,6 +65,7 @@ def list_entries(
 
 
 @router.get("/audit/export", response_class=StreamingResponse)
+@requires(Role.reviewer)
 def export(context: ContextDep, filters: AuditFilter) -> StreamingResponse:
     """Every matching entry as JSON lines (one object per line, oldest first), streamed."""
     return StreamingResponse(

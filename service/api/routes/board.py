@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Query
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials
@@ -19,6 +19,7 @@ from pydantic import BaseModel
 from service.api.deps import ContextDep, bearer, require_api_key
 from service.api.observability import name_actor
 from service.api.routes.reports import render
+from service.auth.roles import Role, check_role, requires
 from service.context import ServiceContext
 from service.core.logs import set_actor
 from service.flow.board import build_board
@@ -31,6 +32,7 @@ router = APIRouter(tags=["board"])
 
 
 def board_access(
+    request: Request,
     context: ContextDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
     exp: Annotated[int | None, Query(ge=0, le=2**40, description="a signed link's expiry")] = None,
@@ -44,6 +46,7 @@ def board_access(
         set_actor("board-link")
         return
     key = require_api_key(context, credentials)
+    check_role(key.role, request.scope.get("endpoint"))
     set_actor(f"key:{key.name}")
 
 
@@ -56,6 +59,7 @@ def _board(context: ServiceContext) -> Board:
 
 
 @router.get("/board", response_model=Board, dependencies=[BoardAccess])
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 async def board(context: ContextDep) -> Board:
     """The labeling flow now: columns with counts and oldest items, WIP, lead time and
     throughput, the bottleneck, and the latest quality and drift results."""
@@ -63,6 +67,7 @@ async def board(context: ContextDep) -> Board:
 
 
 @router.get("/board.html", response_class=HTMLResponse, dependencies=[BoardAccess])
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 async def board_page(context: ContextDep) -> Response:
     """The board as a page that refreshes itself from `GET /v1/board` every few seconds."""
     page = board_html(await run_in_threadpool(_board, context))
@@ -70,6 +75,7 @@ async def board_page(context: ContextDep) -> Response:
 
 
 @router.get("/board/reports/{report_id}.html", response_class=HTMLResponse)
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 def board_report(
     report_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     context: ContextDep,
@@ -86,6 +92,7 @@ class BoardLink(BaseModel):
 
 
 @router.post("/board/link", response_model=BoardLink, dependencies=[Depends(name_actor)])
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 def link(
     context: ContextDep,
     lifetime_s: Annotated[int, Query(ge=60, le=MAX_LIFETIME_S)] = DEFAULT_LIFETIME_S,

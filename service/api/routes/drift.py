@@ -21,6 +21,7 @@ from service.api.deps import ContextDep, SessionDep
 from service.api.routes.jobs import accepted
 from service.api.routes.predictions import UnsupportedBody
 from service.api.schemas import JobAccepted, RowId
+from service.auth.roles import Role, requires
 from service.context import ServiceContext
 from service.core.errors import PayloadTooLarge, ServiceError
 from service.jobs.queue import enqueue
@@ -73,6 +74,7 @@ REQUEST_BODY: dict[str, Any] = {
 
 
 @router.post("/reports/drift", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
+@requires(Role.pipeline)
 def run_drift(session: SessionDep) -> JobAccepted:
     """A drift report of what arrived since the last one, as a job (its result names it)."""
     job = enqueue(session, DRIFT_REPORT_KIND, {"trigger": "on_demand"}, scope=DRIFT_SCOPE)
@@ -81,6 +83,7 @@ def run_drift(session: SessionDep) -> JobAccepted:
 
 
 @router.get("/drift/schema")
+@requires(Role.pipeline)
 def drift_schema() -> dict[str, Any]:
     """The JSON schema of drift reports (their `schema_version` names its version)."""
     return DriftReport.model_json_schema()
@@ -92,6 +95,7 @@ def drift_schema() -> dict[str, Any]:
     responses={202: {"model": JobAccepted}},
     openapi_extra=REQUEST_BODY,
 )
+@requires(Role.pipeline)
 async def check(request: Request, context: ContextDep) -> Any:
     """Drift verdict on a batch before it joins the pool: at once, or a job when large."""
     kind = request.headers.get("content-type", "").split(";")[0].strip().lower()

@@ -11,6 +11,7 @@ from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
 from service.api.schemas import ImageCounts, ImageOut, JobAccepted, RegisterFolderRequest
+from service.auth.roles import Role, requires
 from service.auth.signing import MediaSigner
 from service.core.errors import NotFound, PayloadTooLarge
 from service.core.orm import Image
@@ -22,6 +23,7 @@ router = APIRouter(tags=["images"])
 
 
 @router.post("/images/register", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
+@requires(Role.pipeline)
 def register(body: RegisterFolderRequest, context: ContextDep, session: SessionDep) -> JobAccepted:
     """Register every image below a folder under an allowed root, as a job.
 
@@ -38,6 +40,7 @@ def register(body: RegisterFolderRequest, context: ContextDep, session: SessionD
 
 
 @router.post("/images/upload", response_model=ImageOut, status_code=status.HTTP_201_CREATED)
+@requires(Role.pipeline)
 def upload(file: UploadFile, context: ContextDep, session: SessionDep) -> ImageOut:
     """Register one uploaded image (multipart `file`), stored once per content.
 
@@ -59,6 +62,7 @@ def upload(file: UploadFile, context: ContextDep, session: SessionDep) -> ImageO
 
 
 @router.get("/images", response_model=Page[ImageOut])
+@requires(Role.pipeline)
 def list_images(
     context: ContextDep,
     session: SessionDep,
@@ -71,6 +75,7 @@ def list_images(
 
 
 @router.post("/images/{image_id}/retry", response_model=ImageOut)
+@requires(Role.pipeline)
 def retry(
     image_id: Annotated[int, Path(ge=1, le=2**63 - 1)], context: ContextDep, session: SessionDep
 ) -> ImageOut:
@@ -83,6 +88,7 @@ def retry(
 
 
 @router.get("/images/counts", response_model=ImageCounts)
+@requires(Role.pipeline)
 def count_images(session: SessionDep) -> ImageCounts:
     """How many images are registered, labeled and unusable."""
     return ImageCounts(

@@ -11,6 +11,7 @@ from service.api.deps import SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.registry import JobKind
 from service.api.schemas import JobAccepted, JobStatus
+from service.auth.roles import Role, requires
 from service.jobs.queue import cancel, get_job
 from service.jobs.tables import Job
 
@@ -23,6 +24,7 @@ def accepted(job_id: str) -> JobAccepted:
 
 
 @router.get("/jobs", response_model=Page[JobStatus])
+@requires(Role.pipeline, Role.reviewer)
 def list_jobs(
     session: SessionDep,
     limit: LimitQuery = 100,
@@ -41,11 +43,13 @@ def list_jobs(
 
 
 @router.get("/jobs/{job_id}", response_model=JobStatus)
+@requires(Role.pipeline, Role.reviewer)
 def job_status(job_id: str, session: SessionDep) -> JobStatus:
     return job_out(get_job(session, job_id))
 
 
 @router.post("/jobs/{job_id}/cancel", response_model=JobStatus)
+@requires(Role.admin)
 def cancel_job(job_id: str, session: SessionDep) -> JobStatus:
     """A queued job is cancelled at once; a running one at its next progress report.
 

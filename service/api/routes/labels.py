@@ -18,6 +18,7 @@ from service.api.schemas import (
     ImportLabelsRequest,
     ImportLabelsResponse,
 )
+from service.auth.roles import Role, requires
 from service.core.orm import Image
 from service.pool.labels import KnownLabel, export_labels, import_labels
 
@@ -25,6 +26,7 @@ router = APIRouter(tags=["labels"])
 
 
 @router.post("/labels", response_model=ImportLabelsResponse)
+@requires(Role.pipeline)
 def import_known(
     body: ImportLabelsRequest, context: ContextDep, session: SessionDep
 ) -> ImportLabelsResponse:
@@ -35,6 +37,7 @@ def import_known(
 
 
 @router.get("/labels", response_model=Page[ConfirmedLabelOut])
+@requires(Role.pipeline, Role.reviewer)
 def list_labels(
     session: SessionDep, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[ConfirmedLabelOut]:
@@ -59,6 +62,7 @@ EXPORT_TYPES = {"csv": "text/csv", "jsonl": "application/x-ndjson"}
         }
     },
 )
+@requires(Role.pipeline, Role.reviewer)
 def export(
     session: SessionDep,
     format: Annotated[

@@ -20,6 +20,7 @@ from labeling.label_config import parse_choices_config
 from service.api.deps import ContextDep, bearer
 from service.api.routes.jobs import accepted
 from service.auth.keys import InvalidApiKey, MissingApiKey, authenticate
+from service.auth.roles import Role, check_role, requires
 from service.auth.tables import ApiKey
 from service.context import ServiceContext
 from service.core.logs import set_actor
@@ -60,24 +61,34 @@ def _token(basic_credentials: HTTPBasicCredentials | None, bearer_credentials: A
     return bearer_credentials.credentials if bearer_credentials is not None else None
 
 
-def _check(context: ServiceContext, token: str | None, *, record_use: bool = True) -> ApiKey:
+def _check(
+    context: ServiceContext, token: str | None, endpoint: object, *, record_use: bool = True
+) -> ApiKey:
     if not token:
         raise MissingApiKey(NEEDS_KEY)
     with context.sessions() as session:
         key = authenticate(session, token, record_use=record_use)
         session.commit()
+    check_role(key.role, endpoint)
     set_actor(f"key:{key.name}")
     return key
 
 
-def ml_key(context: ContextDep, credentials: BasicDep, bearer_credentials: BearerDep) -> ApiKey:
-    """The caller's API key: the Basic password, or a Bearer key; 401 otherwise."""
-    return _check(context, _token(credentials, bearer_credentials))
+def ml_key(
+    request: Request, context: ContextDep, credentials: BasicDep, bearer_credentials: BearerDep
+) -> ApiKey:
+    """The caller's API key: the Basic password, or a Bearer key; 401 otherwise, and 403
+    `insufficient_role` when its role may not call the route."""
+    token = _token(credentials, bearer_credentials)
+    return _check(context, token, request.scope.get("endpoint"))
 
 
-def probe_key(context: ContextDep, credentials: BasicDep, bearer_credentials: BearerDep) -> ApiKey:
+def probe_key(
+    request: Request, context: ContextDep, credentials: BasicDep, bearer_credentials: BearerDep
+) -> ApiKey:
     """As `ml_key`, read-only: health must answer within Label Studio's 1 s."""
-    return _check(context, _token(credentials, bearer_credentials), record_use=False)
+    token = _token(credentials, bearer_credentials)
+    return _check(context, token, request.scope.get("endpoint"), record_use=False)
 
 
 class Health(BaseModel):
@@ -124,18 +135,21 @@ class VersionsOut(BaseModel):
 
 
 @router.get("/health", response_model=Health, dependencies=[Depends(probe_key)])
+@requires(Role.pipeline)
 def health() -> Health:
     """Label Studio's connection check (1 s timeout): up, and the key is valid."""
     return Health()
 
 
 @router.post("/setup", response_model=SetupOut, dependencies=[Depends(ml_key)])
+@requires(Role.pipeline)
 def setup_model(body: SetupRequest, context: ContextDep) -> SetupOut:
     """The active model version; a labeling config without a guide label is refused (422)."""
     return SetupOut(model_version=setup(context, body.label_config))
 
 
 @router.post("/predict", response_model=PredictOut, dependencies=[Depends(ml_key)])
+@requires(Role.pipeline)
 def predict(body: PredictRequest, context: ContextDep) -> PredictOut:
     """One answer per task, in order, from the active model, in batches within a time budget.
 
@@ -152,6 +166,7 @@ def predict(body: PredictRequest, context: ContextDep) -> PredictOut:
 
 
 @router.post("/webhook", response_model=WebhookOut)
+@requires(Role.pipeline)
 def webhook(
     event: WebhookEvent,
     context: ContextDep,
@@ -165,19 +180,21 @@ def webhook(
     """
     token = _token(credentials, bearer_credentials)
     if token or event.action == START_TRAINING:
-        _check(context, token)
+        _check(context, token, webhook)
     if event.action != START_TRAINING:
         return WebhookOut(action=event.action, status="ignored")
     return _training(context, event.action)
 
 
 @router.post("/train", response_model=WebhookOut, dependencies=[Depends(ml_key)])
+@requires(Role.pipeline)
 def train(context: ContextDep) -> WebhookOut:
     """The older protocol's training call (Label Studio without its webhook training flag)."""
     return _training(context, "train")
 
 
 @router.get("/versions", response_model=VersionsOut, dependencies=[Depends(ml_key)])
+@requires(Role.pipeline)
 def model_versions(context: ContextDep) -> VersionsOut:
     """Trained versions of the running backbone, the newest first (Label Studio's list)."""
     return VersionsOut(versions=versions(context))

@@ -11,6 +11,7 @@ from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, Page, page_rows
 from service.api.routes.jobs import accepted
 from service.api.schemas import ActivationOut, JobAccepted, ModelEvaluationOut, ModelVersionOut
+from service.auth.roles import Role, requires
 from service.core.errors import NotFound
 from service.core.orm import ModelVersion
 from service.jobs.queue import enqueue
@@ -24,6 +25,7 @@ VersionId = Annotated[str, Path(max_length=64, description="a model version id")
 
 
 @router.get("/models", response_model=Page[ModelVersionOut])
+@requires(Role.pipeline, Role.reviewer)
 def list_models(
     context: ContextDep, session: SessionDep, limit: LimitQuery = 100, cursor: CursorQuery = None
 ) -> Page[ModelVersionOut]:
@@ -36,6 +38,7 @@ def list_models(
 
 
 @router.post("/models/train", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
+@requires(Role.pipeline)
 def train(session: SessionDep) -> JobAccepted:
     """Train a version on every confirmed label, as a job; the version trained becomes active."""
     job = enqueue(session, TRAIN_KIND, {}, scope=MODEL_SCOPE)
@@ -44,6 +47,7 @@ def train(session: SessionDep) -> JobAccepted:
 
 
 @router.get("/models/active", response_model=ModelVersionOut)
+@requires(Role.pipeline, Role.reviewer)
 def active(context: ContextDep, session: SessionDep) -> ModelVersionOut:
     """The version that serves predictions and rounds."""
     version = current_model(session, context)
@@ -53,12 +57,14 @@ def active(context: ContextDep, session: SessionDep) -> ModelVersionOut:
 
 
 @router.get("/models/{version_id}", response_model=ModelVersionOut)
+@requires(Role.pipeline, Role.reviewer)
 def get_model(version_id: VersionId, context: ContextDep, session: SessionDep) -> ModelVersionOut:
     version = get_version(session, version_id)
     return model_out(version, active_version_id(session, context.runtime.backbone_id))
 
 
 @router.post("/models/{version_id}/activate", response_model=ActivationOut)
+@requires(Role.admin)
 def activate(version_id: VersionId, context: ContextDep, session: SessionDep) -> ActivationOut:
     """Make this version the active one (a rollback, or forward again).
 

@@ -11,6 +11,7 @@ from starlette.datastructures import UploadFile
 
 from service.api.deps import ContextDep
 from service.api.schemas import PredictByIdsRequest, PredictionOut, PredictionsOut
+from service.auth.roles import Role, requires
 from service.context import ServiceContext
 from service.core.errors import PayloadTooLarge, ServiceError
 from service.learning.predictions import Predictions, predict_files, predict_images
@@ -46,6 +47,7 @@ class UnsupportedBody(ServiceError):
 
 
 @router.post("/predictions", response_model=PredictionsOut, openapi_extra=REQUEST_BODY)
+@requires(Role.pipeline)
 async def predict(request: Request, context: ContextDep) -> PredictionsOut:
     """Label, class probabilities and uncertainty per image, from the active model version.
 

@@ -12,6 +12,7 @@ from service.api.deps import ContextDep, SessionDep
 from service.api.pagination import CursorQuery, LimitQuery, page_rows
 from service.api.routes.jobs import accepted
 from service.api.schemas import JobAccepted
+from service.auth.roles import Role, requires
 from service.core.errors import NotFound
 from service.jobs.queue import enqueue
 from service.quality.drift.html import drift_html
@@ -26,6 +27,7 @@ ReportKind = Literal["agreement", "drift"]
 
 
 @router.get("/reports")
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 def list_reports(
     session: SessionDep,
     kind: Annotated[ReportKind | None, Query()] = None,
@@ -41,6 +43,7 @@ def list_reports(
 
 
 @router.post("/reports/agreement", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
+@requires(Role.pipeline)
 def run_agreement(session: SessionDep) -> JobAccepted:
     """Compute an agreement report now, as a job (its result names the report)."""
     job = enqueue(session, AGREEMENT_KIND, {"act": True})
@@ -49,6 +52,7 @@ def run_agreement(session: SessionDep) -> JobAccepted:
 
 
 @router.get("/reports/{report_id}.html", response_class=HTMLResponse)
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 def report_html(
     report_id: Annotated[int, Path(ge=1, le=2**31 - 1)], session: SessionDep
 ) -> Response:
@@ -56,6 +60,7 @@ def report_html(
 
 
 @router.get("/reports/{report_id}")
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 def report(
     report_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
     session: SessionDep,
@@ -73,6 +78,7 @@ def render(row: QualityReport) -> str:
 
 
 @router.post("/gold/register")
+@requires(Role.admin)
 def gold(context: ContextDep, session: SessionDep) -> dict[str, Any]:
     """Register the guide's gold images from `quality.gold_dir` (idempotent)."""
     result = register_gold(session, context)
@@ -80,6 +86,7 @@ def gold(context: ContextDep, session: SessionDep) -> dict[str, Any]:
 
 
 @router.get("/quality/live")
+@requires(Role.pipeline, Role.reviewer, Role.viewer)
 def live(request: Request) -> dict[str, Any]:
     """Krippendorff's alpha and percent agreement, kept up to date as annotations arrive."""
     tracker = getattr(request.app.state, "live_agreement", None)

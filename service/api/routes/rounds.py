@@ -18,6 +18,7 @@ from service.api.schemas import (
     RoundRequestIn,
     StrategiesOut,
 )
+from service.auth.roles import Role, requires
 from service.context import ServiceContext
 from service.core.errors import NotFound
 from service.core.orm import Round, RoundItem
@@ -31,6 +32,7 @@ RoundId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 
 
 @router.post("/rounds", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED)
+@requires(Role.pipeline)
 def start_round(body: RoundRequestIn, context: ContextDep, session: SessionDep) -> JobAccepted:
     """Choose K pool images with a batch-selection strategy and push them, as a job.
 
@@ -47,6 +49,7 @@ def start_round(body: RoundRequestIn, context: ContextDep, session: SessionDep) 
 
 
 @router.get("/rounds/strategies", response_model=StrategiesOut)
+@requires(Role.pipeline, Role.reviewer)
 def list_strategies(context: ContextDep) -> StrategiesOut:
     """The batch-selection strategies a round may name, and the one used when it names none."""
     default = resolve_strategy(None, context.guide.selection)
@@ -54,6 +57,7 @@ def list_strategies(context: ContextDep) -> StrategiesOut:
 
 
 @router.get("/rounds", response_model=Page[RoundOut])
+@requires(Role.pipeline, Role.reviewer)
 def list_rounds(
     context: ContextDep, session: SessionDep, limit: LimitQuery = 20, cursor: CursorQuery = None
 ) -> Page[RoundOut]:
@@ -64,6 +68,7 @@ def list_rounds(
 
 
 @router.get("/rounds/{round_id}", response_model=RoundOut)
+@requires(Role.pipeline, Role.reviewer)
 def get_round(round_id: RoundId, context: ContextDep, session: SessionDep) -> RoundOut:
     round_ = session.get(Round, round_id)
     if round_ is None:
@@ -74,6 +79,7 @@ def get_round(round_id: RoundId, context: ContextDep, session: SessionDep) -> Ro
 @router.post(
     "/rounds/{round_id}/push", response_model=JobAccepted, status_code=status.HTTP_202_ACCEPTED
 )
+@requires(Role.pipeline)
 def repush(round_id: RoundId, context: ContextDep, session: SessionDep) -> JobAccepted:
     """Push a round again after Label Studio was unreachable, as a job.
 
@@ -93,6 +99,7 @@ def repush(round_id: RoundId, context: ContextDep, session: SessionDep) -> JobAc
     response_model=JobAccepted,
     status_code=status.HTTP_202_ACCEPTED,
 )
+@requires(Role.pipeline)
 def withdraw(round_id: RoundId, context: ContextDep, session: SessionDep) -> JobAccepted:
     """Take the round's untouched tasks out of the annotators' queue, as a job.
 
