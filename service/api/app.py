@@ -6,7 +6,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import Depends, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.routing import APIRoute
 
@@ -163,6 +163,8 @@ def include_routes(app: FastAPI) -> None:
     Unknown query parameters are refused (`service.api.query`), after the key check.
     """
     strict = strict_query()
+    for router in PUBLIC_ROUTERS + BOARD_ROUTERS + PROTECTED_ROUTERS + (metrics_router,):
+        show_roles(router)
     app.include_router(health.router, include_in_schema=False, dependencies=[strict])
     for router in PUBLIC_ROUTERS + BOARD_ROUTERS:
         outside = router in OUTSIDE_PROTOCOL_ROUTERS
@@ -170,16 +172,16 @@ def include_routes(app: FastAPI) -> None:
     for router in PROTECTED_ROUTERS:
         app.include_router(router, prefix=API_PREFIX, dependencies=[Depends(name_actor), strict])
     app.include_router(metrics_router, dependencies=[Depends(name_actor), strict])  # keyed
-    show_roles(app)
 
 
-def show_roles(app: FastAPI) -> None:
-    """Put each route's roles (`service.auth.roles`) into its OpenAPI operation."""
-    for route in app.routes:
+def show_roles(router: APIRouter) -> None:
+    """Put each route's roles (`service.auth.roles`) into its OpenAPI operation, once."""
+    for route in router.routes:
         roles = roles_of(getattr(route, "endpoint", None))
-        if not isinstance(route, APIRoute) or roles is None:
+        extra = getattr(route, "openapi_extra", None) or {}
+        if not isinstance(route, APIRoute) or roles is None or "x-roles" in extra:
             continue
         names = ordered(roles)
-        route.openapi_extra = {**(route.openapi_extra or {}), "x-roles": names}
+        route.openapi_extra = {**extra, "x-roles": names}
         said = f"Roles: {', '.join(names)}."
         route.description = f"{route.description}\n\n{said}" if route.description else said
