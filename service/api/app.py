@@ -177,9 +177,10 @@ def include_routes(app: FastAPI) -> None:
 def show_roles(router: APIRouter) -> None:
     """Put each route's roles (`service.auth.roles`) into its OpenAPI operation, once."""
     for route in router.routes:
-        roles = roles_of(getattr(route, "endpoint", None))
-        extra = getattr(route, "openapi_extra", None) or {}
-        if not isinstance(route, APIRoute) or roles is None or "x-roles" in extra:
+        if not isinstance(route, APIRoute):
+            continue
+        roles, extra = roles_of(route.endpoint), route.openapi_extra or {}
+        if roles is None or "x-roles" in extra:
             continue
         names = ordered(roles)
         route.openapi_extra = {**extra, "x-roles": names}

@@ -15,6 +15,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from service.auth.keys import MissingApiKey, authenticate, record_use
+from service.auth.roles import check_role
 from service.auth.tables import ApiKey
 from service.context import ServiceContext
 
@@ -42,10 +43,12 @@ def get_session(
 
 
 def require_api_key(
+    request: Request,
     context: Annotated[ServiceContext, Depends(get_context)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> ApiKey:
-    """The caller's live API key; 401 `missing_api_key` or `invalid_api_key` otherwise.
+    """The caller's live API key; 401 `missing_api_key` or `invalid_api_key` otherwise, and
+    403 `insufficient_role` when its role may not call the route (`service.auth.roles`).
 
     Checked in a read-only session; the key's use (at most one write a minute) is recorded
     in a short unit of its own, never mixed with the route's transaction.
@@ -57,6 +60,7 @@ def require_api_key(
     record_use(
         lambda: context.writing(wait_s=KEY_USE_WAIT_S), key, skipped=context.skipped_key_uses
     )
+    check_role(key.role, request.scope.get("endpoint"))
     return key
 
 

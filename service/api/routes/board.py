@@ -19,7 +19,7 @@ from pydantic import BaseModel
 from service.api.deps import ContextDep, bearer, require_api_key
 from service.api.observability import name_actor
 from service.api.routes.reports import render
-from service.auth.roles import Role, check_role, requires
+from service.auth.roles import Role, requires
 from service.context import ServiceContext
 from service.core.logs import set_actor
 from service.flow.board import build_board
@@ -45,8 +45,7 @@ def board_access(
         check_link(context.media, exp if exp is not None else -1, sig or "")
         set_actor("board-link")
         return
-    key = require_api_key(context, credentials)
-    check_role(key.role, request.scope.get("endpoint"))
+    key = require_api_key(request, context, credentials)
     set_actor(f"key:{key.name}")
 
 
