@@ -84,16 +84,19 @@ def cached_embeddings(
     """Embeddings and labels of the first ``n`` images of ``load(split)``, cached as ``name``.
 
     The cache files are ``bench/cache/{name}-{split}-{m}-lite0.npz``; each data set has its
-    own lock file, so computing one data set's cache does not hold up readers of another.
+    own lock file, so computing one data set's cache does not hold up readers of another,
+    and a cache that already covers ``n`` is read without waiting for the lock.
     """
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
+    found = _read_cache(name, split, n)  # files appear whole (renamed into place): no lock
+    if found is not None:
+        return found
     with open(CACHE_DIR / _lock_name(name), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
+        found = _read_cache(name, split, n)
+        if found is not None:
+            return found
         cached = _cached_sizes(name, split)
-        larger = [m for m in cached if m >= n]
-        if larger:
-            data = np.load(_cache_path(name, split, min(larger)))
-            return data["x"][:n], data["y"][:n]
         images, labels = load(split)
         if n > len(labels):
             raise ValueError(f"expected n <= {len(labels)} for the {split} split, got {n}")
@@ -107,6 +110,14 @@ def cached_embeddings(
         np.savez(tmp, x=vectors, y=labels[:n].astype(np.int64))
         tmp.replace(path)
     return vectors, labels[:n].astype(np.int64)
+
+
+def _read_cache(name: str, split: str, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    larger = [m for m in _cached_sizes(name, split) if m >= n]
+    if not larger:
+        return None
+    data = np.load(_cache_path(name, split, min(larger)))
+    return data["x"][:n], data["y"][:n]
 
 
 def _lock_name(name: str) -> str:
