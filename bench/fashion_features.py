@@ -1,4 +1,4 @@
-"""Frozen EfficientNet-Lite0 embeddings of Fashion-MNIST, computed once and cached for benchmarks.
+"""Frozen EfficientNet-Lite0 embeddings of benchmark images, computed once and cached.
 
 `fashion_embeddings("train", 12000)` returns embeddings ``(n, 1280)`` float32 and labels
 ``(n,)`` of the first ``n`` images of a split; `fashion_embeddings("train", 60000)` and
@@ -9,6 +9,10 @@ was computed in (checked bit for bit on this CPU), so a cache of the first ``m``
 split serves any ``n <= m`` by slicing, and a larger cache embeds only the images past ``m``.
 A file lock keeps two benchmarks from computing the same cache at once.
 
+`mnist_embeddings("train", 60000)` and `mnist_embeddings("test", 10000)` do the same for MNIST
+(from a PyPI wheel, ``bench/mnist_package.py``); `cached_embeddings` is the cache behind both,
+for any loader of uint8 images and labels by split.
+
 `embed_uint8(images)` embeds any uint8 images ``(n, H, W)`` or ``(n, H, W, 3)``, for
 benchmarks that transform images first (blur, noise).
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import fcntl
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -63,46 +68,86 @@ def embed_uint8(images: np.ndarray, *, batch_size: int = 64, verbose: bool = Fal
 
 def fashion_embeddings(split: str = "train", n: int = 12000) -> tuple[np.ndarray, np.ndarray]:
     """The first ``n`` images of a Fashion-MNIST split: embeddings ``(n, D)``, labels ``(n,)``."""
+    return cached_embeddings("fashion", split, n, load_fashion_mnist)  # type: ignore[arg-type]
+
+
+def mnist_embeddings(split: str = "train", n: int = 60000) -> tuple[np.ndarray, np.ndarray]:
+    """The first ``n`` images of an MNIST split (``bench/mnist_package.py``), as above."""
+    from mnist_package import load_mnist
+
+    return cached_embeddings("mnist", split, n, load_mnist)
+
+
+def cached_embeddings(
+    name: str, split: str, n: int, load: Callable[[str], tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Embeddings and labels of the first ``n`` images of ``load(split)``, cached as ``name``.
+
+    The cache files are ``bench/cache/{name}-{split}-{m}-lite0.npz``; each data set has its
+    own lock file, so computing one data set's cache does not hold up readers of another,
+    and a cache that already covers ``n`` is read without waiting for the lock.
+    """
     CACHE_DIR.mkdir(parents=True, exist_ok=True)
-    with open(CACHE_DIR / ".lock", "w") as lock:
+    found = _read_cache(name, split, n)  # files appear whole (renamed into place): no lock
+    if found is not None:
+        return found
+    with open(CACHE_DIR / _lock_name(name), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        cached = _cached_sizes(split)
-        larger = [m for m in cached if m >= n]
-        if larger:
-            data = np.load(_cache_path(split, min(larger)))
-            return data["x"][:n], data["y"][:n]
-        images, labels = load_fashion_mnist(split)  # type: ignore[arg-type]
+        found = _read_cache(name, split, n)
+        if found is not None:
+            return found
+        cached = _cached_sizes(name, split)
+        images, labels = load(split)
         if n > len(labels):
             raise ValueError(f"expected n <= {len(labels)} for the {split} split, got {n}")
         done = max(cached, default=0)
-        parts = [np.load(_cache_path(split, done))["x"]] if done else []
-        print(
-            f"embedding {n - done} Fashion-MNIST {split} images (cached after this)",
-            file=sys.stderr,
-        )
+        parts = [np.load(_cache_path(name, split, done))["x"]] if done else []
+        print(f"embedding {n - done} {name} {split} images (cached after this)", file=sys.stderr)
         parts.append(embed_uint8(images[done:n], verbose=True))
         vectors = np.concatenate(parts)
-        path = _cache_path(split, n)
+        path = _cache_path(name, split, n)
         tmp = path.with_suffix(".tmp.npz")
         np.savez(tmp, x=vectors, y=labels[:n].astype(np.int64))
         tmp.replace(path)
     return vectors, labels[:n].astype(np.int64)
 
 
-def _cache_path(split: str, n: int) -> Path:
-    return CACHE_DIR / f"fashion-{split}-{n}-lite0.npz"
+def _read_cache(name: str, split: str, n: int) -> tuple[np.ndarray, np.ndarray] | None:
+    larger = [m for m in _cached_sizes(name, split) if m >= n]
+    if not larger:
+        return None
+    data = np.load(_cache_path(name, split, min(larger)))
+    return data["x"][:n], data["y"][:n]
 
 
-def _cached_sizes(split: str) -> list[int]:
-    """How many leading images of ``split`` each existing cache file holds."""
+def _lock_name(name: str) -> str:
+    # Fashion-MNIST keeps the lock file it always had, so older callers still exclude it.
+    return ".lock" if name == "fashion" else f".lock-{name}"
+
+
+def _cache_path(name: str, split: str, n: int) -> Path:
+    return CACHE_DIR / f"{name}-{split}-{n}-lite0.npz"
+
+
+def _cached_sizes(name: str, split: str) -> list[int]:
+    """How many leading images of ``split`` each existing cache file of ``name`` holds."""
     sizes = []
-    for path in CACHE_DIR.glob(f"fashion-{split}-*-lite0.npz"):
-        count = path.name.split("-")[2]
+    prefix = f"{name}-{split}-"
+    for path in CACHE_DIR.glob(f"{prefix}*-lite0.npz"):
+        count = path.name[len(prefix) :].split("-")[0]
         if count.isdigit():
             sizes.append(int(count))
     return sizes
 
 
 if __name__ == "__main__":
-    x, y = fashion_embeddings(sys.argv[1] if len(sys.argv) > 1 else "train")
+    # python bench/fashion_features.py [fashion|mnist] [train|test] [n]
+    args = sys.argv[1:]
+    which = args.pop(0) if args and args[0] in ("fashion", "mnist") else "fashion"
+    split = args[0] if args else "train"
+    args = args[1:]
+    default = {"fashion": 12000, "mnist": 60000 if split == "train" else 10000}
+    count = int(args[0]) if args else default[which]
+    embed = {"fashion": fashion_embeddings, "mnist": mnist_embeddings}[which]
+    x, y = embed(split, count)
     print(x.shape, np.bincount(y))
