@@ -6,9 +6,9 @@ row's ``k`` most cosine-similar other rows:
 
 * ``exact`` (the default up to ``EXACT_MAX_ROWS`` rows): every pair, in blocks, on the
   normalised vectors; similarities are the cosines.
-* ``ivf`` (beyond): normalised vectors projected onto a 256-d PCA basis, split into about
-  ``2 sqrt(n)`` spherical k-means lists; each list is searched among its 16 nearest lists
-  (``models.knn_search``). Similarities are the cosines in the projected space (they
+* ``ivf`` (beyond): normalised vectors projected onto a 256-d PCA basis, split into
+  ``max(2 sqrt(n), n / 256)`` spherical k-means lists; each list is searched among its 16
+  nearest lists (``models.knn_search``). Similarities are the cosines in the projected space (they
   underestimate the true ones by what the basis drops). Measured on this 2-core CPU
   (``bench/knn_graph.py``): RECALL_FIGURES.
 
@@ -48,14 +48,16 @@ from models.knn_search import (
     fit_lists,
     list_pairs,
     normalised,
-    top_k,
+    search_pairs,
 )
 from models.vector_store import VectorStore
 
 EXACT_MAX_ROWS = 20_000
 REBUILD_GROWTH = 0.25
 BASIS_SAMPLE = 65_536
+LIST_ROWS = 256  # beyond 65,536 rows, lists of about this many rows: linear cost
 GRAPH_FILE = "knn_graph.npz"
+_EXACT_BLOCK = 512
 _FORMAT = "activelabel.knn_graph"
 _FORMAT_VERSION = 1
 _OPTIONAL = ("basis", "centroids", "lists", "probes")
@@ -163,7 +165,8 @@ def build_knn_graph(
 
     ``ids: (n,)`` distinct image ids, one per row; for a store they default to its ids.
     ``method`` ``auto`` is ``exact`` up to ``EXACT_MAX_ROWS`` rows, ``ivf`` beyond; ``dims``,
-    ``n_lists`` (default ``2 sqrt(n)``) and ``probes`` set the approximate search. The same
+    ``n_lists`` (default ``max(2 sqrt(n), n / LIST_ROWS)``) and ``probes`` set the approximate
+    search. The same
     input and ``seed`` give the same graph on the same machine. ValueError for bad input.
     """
     stored = vectors.ids() if isinstance(vectors, VectorStore) else None
@@ -244,7 +247,7 @@ def _fit_ivf(
     rows = np.empty((n, min(dim, dims)), dtype=np.float32)
     for start, block in _normalised_chunks(vectors, n, chunk_rows):
         rows[start : start + len(block)] = block if basis is None else block @ basis
-    lists = n_lists if n_lists is not None else max(1, round(2 * math.sqrt(n)))
+    lists = n_lists if n_lists is not None else round(max(2 * math.sqrt(n), n / LIST_ROWS))
     if not 1 <= lists <= n:
         raise ValueError(f"expected 1 <= n_lists <= {n}, got {lists}")
     return dataclasses.replace(fit_lists(rows, lists, probes, k, seed + 1), basis=basis)
@@ -256,10 +259,15 @@ def _search(
     """Neighbours ``(q, k)`` int32 and similarities of ``queries`` among ``pool`` (row numbers)."""
     neighbours = np.full((len(queries), k), -1, dtype=np.int32)
     similarities = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    pairs = [(queries, pool)] if index.exact else list_pairs(index, queries, pool)
-    for rows, candidates in pairs:
+    if index.exact:
+        pairs = (
+            (queries[i : i + _EXACT_BLOCK], pool) for i in range(0, len(queries), _EXACT_BLOCK)
+        )
+    else:
+        pairs = list_pairs(index, queries, pool)
+    for rows, found, scores in search_pairs(index.rows, pairs, k):
         at = np.searchsorted(queries, rows)
-        neighbours[at], similarities[at] = top_k(index.rows, rows, candidates, k)
+        neighbours[at], similarities[at] = found, scores
     return neighbours, similarities
 
 
