@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -49,8 +51,7 @@ from models.knn_search import (
     KnnIndex,
     assign,
     canonical,
-    fit_basis,
-    fit_lists,
+    fit_ivf,
     list_pairs,
     normalised,
     search_pairs,
@@ -59,7 +60,6 @@ from models.vector_store import VectorStore
 
 EXACT_MAX_ROWS = 20_000
 REBUILD_GROWTH = 0.25
-BASIS_SAMPLE = 65_536
 LIST_ROWS = 256  # beyond 65,536 rows, lists of about this many rows: linear cost
 GRAPH_FILE = "knn_graph.npz"
 _EXACT_BLOCK = 512
@@ -188,7 +188,11 @@ def build_knn_graph(
             rows[start : start + len(block)] = block
         index = KnnIndex(rows, fitted_rows=n)
     else:
-        index = _fit_ivf(vectors, n, dim, k, seed, dims, n_lists, probes, chunk_rows)
+        lists = n_lists if n_lists is not None else round(max(2 * math.sqrt(n), n / LIST_ROWS))
+        if not 1 <= lists <= n or dims < 1 or probes < 1:
+            raise ValueError(f"expected 1 <= n_lists <= {n}, dims >= 1, probes >= 1")
+        chunks = functools.partial(_normalised_chunks, vectors, n, chunk_rows)
+        index = fit_ivf(chunks, n, dim, k=k, seed=seed, dims=dims, n_lists=lists, probes=probes)
     neighbours, similarities = _search(index, np.arange(n), np.arange(n), k)
     return KnnGraph(row_ids, neighbours, similarities, index)
 
@@ -205,9 +209,11 @@ def extend_knn_graph(graph: KnnGraph, new_vectors: np.ndarray, new_ids: np.ndarr
         raise ValueError("expected new_ids that are not in the graph already")
     if len(fresh_ids) == 0:
         return graph
+    basis, width = graph.index.basis, graph.index.rows.shape[1]
+    dim = width if basis is None else basis.shape[0]
+    if np.shape(new_vectors)[1] != dim:
+        raise ValueError(f"expected {dim}-d vectors like the graph's, got {np.shape(new_vectors)}")
     new_rows = graph.index.project(next(_normalised_chunks(new_vectors, len(fresh_ids), None))[1])
-    if new_rows.shape[1] != graph.index.rows.shape[1]:
-        raise ValueError(f"expected vectors like the graph's, got {new_vectors.shape[1]}-d ones")
     index = dataclasses.replace(graph.index, rows=np.concatenate([graph.index.rows, new_rows]))
     if not index.exact:
         lists = np.concatenate([graph.index.lists, assign(new_rows, index.centroids)])
@@ -226,36 +232,6 @@ def extend_knn_graph(graph: KnnGraph, new_vectors: np.ndarray, new_ids: np.ndarr
     )
     neighbours[old], similarities[old] = merged
     return KnnGraph(np.concatenate([graph.ids, fresh_ids]), neighbours, similarities, index)
-
-
-def _fit_ivf(
-    vectors: np.ndarray | VectorStore,
-    n: int,
-    dim: int,
-    k: int,
-    seed: int,
-    dims: int,
-    n_lists: int | None,
-    probes: int,
-    chunk_rows: int,
-) -> KnnIndex:
-    """Pass 1 fits the basis on a seeded sample; pass 2 projects every row; then the lists."""
-    picked = np.sort(np.random.default_rng(seed).choice(n, min(n, BASIS_SAMPLE), replace=False))
-    basis = None
-    if dim > dims:
-        sample = np.empty((len(picked), dim), dtype=np.float32)
-        for start, block in _normalised_chunks(vectors, n, chunk_rows):
-            inside = picked[(picked >= start) & (picked < start + len(block))]
-            sample[np.searchsorted(picked, inside)] = block[inside - start]
-        basis = fit_basis(sample, dims)
-        del sample
-    rows = np.empty((n, min(dim, dims)), dtype=np.float32)
-    for start, block in _normalised_chunks(vectors, n, chunk_rows):
-        rows[start : start + len(block)] = block if basis is None else block @ basis
-    lists = n_lists if n_lists is not None else round(max(2 * math.sqrt(n), n / LIST_ROWS))
-    if not 1 <= lists <= n:
-        raise ValueError(f"expected 1 <= n_lists <= {n}, got {lists}")
-    return dataclasses.replace(fit_lists(rows, lists, probes, k, seed + 1), basis=basis)
 
 
 def _search(
@@ -282,7 +258,8 @@ def _normalised_chunks(
     """``(first row, normalised float32 copy)`` of the first ``n`` rows, a chunk at a time."""
     step = chunk_rows or max(n, 1)
     if isinstance(vectors, VectorStore):
-        blocks = ((c.start, c.vectors) for c in vectors.chunks(step) if c.start < n)
+        stored = itertools.takewhile(lambda chunk: chunk.start < n, vectors.chunks(step))
+        blocks = ((chunk.start, chunk.vectors) for chunk in stored)
     else:
         blocks = ((start, vectors[start : start + step]) for start in range(0, n, step))
     for start, block in blocks:

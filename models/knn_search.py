@@ -14,14 +14,16 @@ Every result is put in one canonical order: similarity descending, then row numb
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+BASIS_SAMPLE = 65_536
 _BLOCK_ELEMENTS = 1 << 24  # similarities held at once in one block (64 MB of float32)
 _KMEANS_ITERATIONS = 8
 _KMEANS_SAMPLE_PER_LIST = 32
@@ -76,6 +78,37 @@ def fit_basis(sample: np.ndarray, dims: int) -> np.ndarray:
     basis = vectors.numpy()[:, ::-1][:, :dims]
     basis *= np.where(basis[np.abs(basis).argmax(axis=0), range(dims)] < 0, -1.0, 1.0)  # fix signs
     return np.ascontiguousarray(basis, dtype=np.float32)
+
+
+def fit_ivf(
+    chunks: Callable[[], Iterable[tuple[int, np.ndarray]]],
+    n: int,
+    dim: int,
+    *,
+    k: int,
+    seed: int,
+    dims: int,
+    n_lists: int,
+    probes: int,
+) -> KnnIndex:
+    """The approximate index of ``n`` rows given, normalised, by two passes of ``chunks()``.
+
+    ``chunks()`` yields ``(first row, block: (m, dim))``. Pass 1 keeps a seeded sample of
+    ``BASIS_SAMPLE`` rows and fits the basis on it; pass 2 projects every row; then the lists.
+    """
+    picked = np.sort(np.random.default_rng(seed).choice(n, min(n, BASIS_SAMPLE), replace=False))
+    basis = None
+    if dim > dims:
+        sample = np.empty((len(picked), dim), dtype=np.float32)
+        for start, block in chunks():
+            inside = picked[(picked >= start) & (picked < start + len(block))]
+            sample[np.searchsorted(picked, inside)] = block[inside - start]
+        basis = fit_basis(sample, dims)
+        del sample
+    rows = np.empty((n, min(dim, dims)), dtype=np.float32)
+    for start, block in chunks():
+        rows[start : start + len(block)] = block if basis is None else block @ basis
+    return dataclasses.replace(fit_lists(rows, n_lists, probes, k, seed + 1), basis=basis)
 
 
 def fit_lists(rows: np.ndarray, n_lists: int, probes: int, k: int, seed: int) -> KnnIndex:
