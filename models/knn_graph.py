@@ -5,13 +5,14 @@
 row's ``k`` most cosine-similar other rows:
 
 * ``exact`` (the default up to ``EXACT_MAX_ROWS`` rows): every pair, in blocks, on the
-  normalised vectors; similarities are the cosines.
+  normalised vectors; similarities are the cosines. Its cost grows as n^2: 50,000 x 1,280
+  rows take about 2 minutes on 2 cores, hence the threshold of 20,000.
 * ``ivf`` (beyond): normalised vectors projected onto a 256-d PCA basis, split into
   ``max(2 sqrt(n), n / 256)`` spherical k-means lists; each list is searched among its 16
   nearest lists (``models.knn_search``). Similarities are the cosines in the projected space (they
   underestimate the true ones by what the basis drops). Measured on a 2-core CPU
-  (``bench/knn_graph.py``, ``docs/benchmarks.md``): 1,000,000 x 1,280 stored rows in 235 s
-  at a peak RSS of 2.6 GB; recall@10 against exact full-dimension search 0.65 (1,000 rows)
+  (``bench/knn_graph.py``, ``docs/benchmarks.md``): 1,000,000 x 1,280 stored rows in 235-251 s
+  at a peak RSS of 2.4-2.6 GB; recall@10 against exact full-dimension search 0.65 (1,000 rows)
   on a 1,000-centre Gaussian mixture whose variance is spread over all 1,280 axes (a hard
   case: the 256-d basis keeps about 80 % of it). On 50,000 rows of such a mixture (50
   centres) recall@10 is 0.886, the same with one list (the loss is the projection's, not the
@@ -24,6 +25,7 @@ basis and lists fitted at build (rows are placed in the lists, not refitted) and
 a search with that basis and those lists would give; :attr:`KnnGraph.needs_rebuild` turns
 true once the graph has grown by more than ``REBUILD_GROWTH`` of the rows they were fitted on.
 
+Searches run torch on one thread per worker thread and restore torch's thread count after.
 A graph is saved to one ``knn_graph.npz`` in a folder (for instance beside its vector store),
 written under a temporary name and renamed into place.
 """
@@ -171,8 +173,8 @@ def build_knn_graph(
     ``ids: (n,)`` distinct image ids, one per row; for a store they default to its ids.
     ``method`` ``auto`` is ``exact`` up to ``EXACT_MAX_ROWS`` rows, ``ivf`` beyond; ``dims``,
     ``n_lists`` (default ``max(2 sqrt(n), n / LIST_ROWS)``) and ``probes`` set the approximate
-    search. The same
-    input and ``seed`` give the same graph on the same machine. ValueError for bad input.
+    search. The same input and ``seed`` give the same graph on the same machine (the float
+    sums may differ on another CPU). ValueError for bad input.
     """
     stored = vectors.ids() if isinstance(vectors, VectorStore) else None
     row_ids = _checked_ids(stored if ids is None else ids)
