@@ -14,7 +14,7 @@ PYTEST_ARGS ?=
 help:
 	@echo "make demo   - one active-learning round on Fashion-MNIST with a local Label Studio"
 	@echo "make test   - the whole test suite, Label Studio integration included"
-	@echo "make bench  - benchmarks (throughput, re-ranking, agreement, drift, selection, intake, load, load with jobs, soak, faults, push)"
+	@echo "make bench  - benchmarks (throughput, re-ranking, kNN graph, agreement, drift, selection, intake, load, load with jobs, soak, faults, push)"
 	@echo "make lint   - ruff checks and formatting"
 
 setup: system-packages $(VENV)/.installed $(LS_VENV)/.installed
@@ -75,6 +75,7 @@ bench: setup bench-references bench-data
 	$(VENV)/bin/python bench/bench_scoring.py
 	$(VENV)/bin/python bench/throughput.py
 	$(VENV)/bin/python bench/rerank.py
+	nice -n 10 $(VENV)/bin/python bench/knn_graph.py
 	$(VENV)/bin/python bench/agreement.py
 	$(VENV)/bin/python bench/reconcile.py
 	$(VENV)/bin/python bench/faults.py

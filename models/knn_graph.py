@@ -5,12 +5,18 @@
 row's ``k`` most cosine-similar other rows:
 
 * ``exact`` (the default up to ``EXACT_MAX_ROWS`` rows): every pair, in blocks, on the
-  normalised vectors; similarities are the cosines.
-* ``ivf`` (beyond): normalised vectors projected onto a 256-d PCA basis, split into about
-  ``2 sqrt(n)`` spherical k-means lists; each list is searched among its 16 nearest lists
-  (``models.knn_search``). Similarities are the cosines in the projected space (they
-  underestimate the true ones by what the basis drops). Measured on this 2-core CPU
-  (``bench/knn_graph.py``): RECALL_FIGURES.
+  normalised vectors; similarities are the cosines. Its cost grows as n^2: 50,000 x 1,280
+  rows take about 2 minutes on 2 cores, hence the threshold of 20,000.
+* ``ivf`` (beyond): normalised vectors projected onto a 256-d PCA basis, split into
+  ``max(2 sqrt(n), n / 256)`` spherical k-means lists; each list is searched among its 16
+  nearest lists (``models.knn_search``). Similarities are the cosines in the projected space (they
+  underestimate the true ones by what the basis drops). Measured on a 2-core CPU
+  (``bench/knn_graph.py``, ``docs/benchmarks.md``): 1,000,000 x 1,280 stored rows in 235-251 s
+  at a peak RSS of 2.4-2.6 GB; recall@10 against exact full-dimension search 0.65 (1,000 rows)
+  on a 1,000-centre Gaussian mixture whose variance is spread over all 1,280 axes (a hard
+  case: the 256-d basis keeps about 80 % of it). On 50,000 rows of such a mixture (50
+  centres) recall@10 is 0.886, the same with one list (the loss is the projection's, not the
+  lists'), and 0.930 with ``dims=512``, which doubles the index's memory.
 
 :func:`extend_knn_graph` adds rows without recomputing the graph: new rows are searched
 among all rows, and old rows take a new row into their list when it beats their worst
@@ -19,6 +25,7 @@ basis and lists fitted at build (rows are placed in the lists, not refitted) and
 a search with that basis and those lists would give; :attr:`KnnGraph.needs_rebuild` turns
 true once the graph has grown by more than ``REBUILD_GROWTH`` of the rows they were fitted on.
 
+Searches run torch on one thread per worker thread and restore torch's thread count after.
 A graph is saved to one ``knn_graph.npz`` in a folder (for instance beside its vector store),
 written under a temporary name and renamed into place.
 """
@@ -27,7 +34,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
+import itertools
 import json
 import math
 import os
@@ -44,18 +53,18 @@ from models.knn_search import (
     KnnIndex,
     assign,
     canonical,
-    fit_basis,
-    fit_lists,
+    fit_ivf,
     list_pairs,
     normalised,
-    top_k,
+    search_pairs,
 )
 from models.vector_store import VectorStore
 
 EXACT_MAX_ROWS = 20_000
 REBUILD_GROWTH = 0.25
-BASIS_SAMPLE = 65_536
+LIST_ROWS = 256  # beyond 65,536 rows, lists of about this many rows: linear cost
 GRAPH_FILE = "knn_graph.npz"
+_EXACT_BLOCK = 512
 _FORMAT = "activelabel.knn_graph"
 _FORMAT_VERSION = 1
 _OPTIONAL = ("basis", "centroids", "lists", "probes")
@@ -163,8 +172,9 @@ def build_knn_graph(
 
     ``ids: (n,)`` distinct image ids, one per row; for a store they default to its ids.
     ``method`` ``auto`` is ``exact`` up to ``EXACT_MAX_ROWS`` rows, ``ivf`` beyond; ``dims``,
-    ``n_lists`` (default ``2 sqrt(n)``) and ``probes`` set the approximate search. The same
-    input and ``seed`` give the same graph on the same machine. ValueError for bad input.
+    ``n_lists`` (default ``max(2 sqrt(n), n / LIST_ROWS)``) and ``probes`` set the approximate
+    search. The same input and ``seed`` give the same graph on the same machine (the float
+    sums may differ on another CPU). ValueError for bad input.
     """
     stored = vectors.ids() if isinstance(vectors, VectorStore) else None
     row_ids = _checked_ids(stored if ids is None else ids)
@@ -180,7 +190,11 @@ def build_knn_graph(
             rows[start : start + len(block)] = block
         index = KnnIndex(rows, fitted_rows=n)
     else:
-        index = _fit_ivf(vectors, n, dim, k, seed, dims, n_lists, probes, chunk_rows)
+        lists = n_lists if n_lists is not None else round(max(2 * math.sqrt(n), n / LIST_ROWS))
+        if not 1 <= lists <= n or dims < 1 or probes < 1:
+            raise ValueError(f"expected 1 <= n_lists <= {n}, dims >= 1, probes >= 1")
+        chunks = functools.partial(_normalised_chunks, vectors, n, chunk_rows)
+        index = fit_ivf(chunks, n, dim, k=k, seed=seed, dims=dims, n_lists=lists, probes=probes)
     neighbours, similarities = _search(index, np.arange(n), np.arange(n), k)
     return KnnGraph(row_ids, neighbours, similarities, index)
 
@@ -197,9 +211,11 @@ def extend_knn_graph(graph: KnnGraph, new_vectors: np.ndarray, new_ids: np.ndarr
         raise ValueError("expected new_ids that are not in the graph already")
     if len(fresh_ids) == 0:
         return graph
+    basis, width = graph.index.basis, graph.index.rows.shape[1]
+    dim = width if basis is None else basis.shape[0]
+    if np.shape(new_vectors)[1] != dim:
+        raise ValueError(f"expected {dim}-d vectors like the graph's, got {np.shape(new_vectors)}")
     new_rows = graph.index.project(next(_normalised_chunks(new_vectors, len(fresh_ids), None))[1])
-    if new_rows.shape[1] != graph.index.rows.shape[1]:
-        raise ValueError(f"expected vectors like the graph's, got {new_vectors.shape[1]}-d ones")
     index = dataclasses.replace(graph.index, rows=np.concatenate([graph.index.rows, new_rows]))
     if not index.exact:
         lists = np.concatenate([graph.index.lists, assign(new_rows, index.centroids)])
@@ -220,46 +236,21 @@ def extend_knn_graph(graph: KnnGraph, new_vectors: np.ndarray, new_ids: np.ndarr
     return KnnGraph(np.concatenate([graph.ids, fresh_ids]), neighbours, similarities, index)
 
 
-def _fit_ivf(
-    vectors: np.ndarray | VectorStore,
-    n: int,
-    dim: int,
-    k: int,
-    seed: int,
-    dims: int,
-    n_lists: int | None,
-    probes: int,
-    chunk_rows: int,
-) -> KnnIndex:
-    """Pass 1 fits the basis on a seeded sample; pass 2 projects every row; then the lists."""
-    picked = np.sort(np.random.default_rng(seed).choice(n, min(n, BASIS_SAMPLE), replace=False))
-    basis = None
-    if dim > dims:
-        sample = np.empty((len(picked), dim), dtype=np.float32)
-        for start, block in _normalised_chunks(vectors, n, chunk_rows):
-            inside = picked[(picked >= start) & (picked < start + len(block))]
-            sample[np.searchsorted(picked, inside)] = block[inside - start]
-        basis = fit_basis(sample, dims)
-        del sample
-    rows = np.empty((n, min(dim, dims)), dtype=np.float32)
-    for start, block in _normalised_chunks(vectors, n, chunk_rows):
-        rows[start : start + len(block)] = block if basis is None else block @ basis
-    lists = n_lists if n_lists is not None else max(1, round(2 * math.sqrt(n)))
-    if not 1 <= lists <= n:
-        raise ValueError(f"expected 1 <= n_lists <= {n}, got {lists}")
-    return dataclasses.replace(fit_lists(rows, lists, probes, k, seed + 1), basis=basis)
-
-
 def _search(
     index: KnnIndex, queries: np.ndarray, pool: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Neighbours ``(q, k)`` int32 and similarities of ``queries`` among ``pool`` (row numbers)."""
     neighbours = np.full((len(queries), k), -1, dtype=np.int32)
     similarities = np.full((len(queries), k), -np.inf, dtype=np.float32)
-    pairs = [(queries, pool)] if index.exact else list_pairs(index, queries, pool)
-    for rows, candidates in pairs:
+    if index.exact:
+        pairs = (
+            (queries[i : i + _EXACT_BLOCK], pool) for i in range(0, len(queries), _EXACT_BLOCK)
+        )
+    else:
+        pairs = list_pairs(index, queries, pool)
+    for rows, found, scores in search_pairs(index.rows, pairs, k):
         at = np.searchsorted(queries, rows)
-        neighbours[at], similarities[at] = top_k(index.rows, rows, candidates, k)
+        neighbours[at], similarities[at] = found, scores
     return neighbours, similarities
 
 
@@ -269,7 +260,8 @@ def _normalised_chunks(
     """``(first row, normalised float32 copy)`` of the first ``n`` rows, a chunk at a time."""
     step = chunk_rows or max(n, 1)
     if isinstance(vectors, VectorStore):
-        blocks = ((c.start, c.vectors) for c in vectors.chunks(step) if c.start < n)
+        stored = itertools.takewhile(lambda chunk: chunk.start < n, vectors.chunks(step))
+        blocks = ((chunk.start, chunk.vectors) for chunk in stored)
     else:
         blocks = ((start, vectors[start : start + step]) for start in range(0, n, step))
     for start, block in blocks:

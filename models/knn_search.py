@@ -13,15 +13,20 @@ Every result is put in one canonical order: similarity descending, then row numb
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import contextlib
+import dataclasses
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+BASIS_SAMPLE = 65_536
 _BLOCK_ELEMENTS = 1 << 24  # similarities held at once in one block (64 MB of float32)
-_KMEANS_ITERATIONS = 10
-_KMEANS_SAMPLE_PER_LIST = 64
+_KMEANS_ITERATIONS = 8
+_KMEANS_SAMPLE_PER_LIST = 32
 
 
 @dataclass(frozen=True)
@@ -64,14 +69,46 @@ def normalised(vectors: np.ndarray) -> np.ndarray:
 
 def fit_basis(sample: np.ndarray, dims: int) -> np.ndarray:
     """Top ``dims`` eigenvectors ``(dim, dims)`` float32 of ``sample: (m, dim)``'s second moment."""
-    moment = np.zeros((sample.shape[1],) * 2)
+    moment = torch.zeros((sample.shape[1],) * 2, dtype=torch.float64)
     for start in range(0, len(sample), 8192):
-        block = sample[start : start + 8192].astype(np.float64)
-        moment += block.T @ block
-    _, vectors = np.linalg.eigh(moment)  # ascending eigenvalues
-    basis = vectors[:, ::-1][:, :dims]
+        block = torch.from_numpy(sample[start : start + 8192])
+        moment += (block.T @ block).double()  # float32 within a block, float64 across
+    with one_torch_thread():  # LAPACK's threads here slow it down many times over
+        _, vectors = torch.linalg.eigh(moment)  # ascending eigenvalues
+    basis = vectors.numpy()[:, ::-1][:, :dims]
     basis *= np.where(basis[np.abs(basis).argmax(axis=0), range(dims)] < 0, -1.0, 1.0)  # fix signs
     return np.ascontiguousarray(basis, dtype=np.float32)
+
+
+def fit_ivf(
+    chunks: Callable[[], Iterable[tuple[int, np.ndarray]]],
+    n: int,
+    dim: int,
+    *,
+    k: int,
+    seed: int,
+    dims: int,
+    n_lists: int,
+    probes: int,
+) -> KnnIndex:
+    """The approximate index of ``n`` rows given, normalised, by two passes of ``chunks()``.
+
+    ``chunks()`` yields ``(first row, block: (m, dim))``. Pass 1 keeps a seeded sample of
+    ``BASIS_SAMPLE`` rows and fits the basis on it; pass 2 projects every row; then the lists.
+    """
+    picked = np.sort(np.random.default_rng(seed).choice(n, min(n, BASIS_SAMPLE), replace=False))
+    basis = None
+    if dim > dims:
+        sample = np.empty((len(picked), dim), dtype=np.float32)
+        for start, block in chunks():
+            inside = picked[(picked >= start) & (picked < start + len(block))]
+            sample[np.searchsorted(picked, inside)] = block[inside - start]
+        basis = fit_basis(sample, dims)
+        del sample
+    rows = np.empty((n, min(dim, dims)), dtype=np.float32)
+    for start, block in chunks():
+        rows[start : start + len(block)] = block if basis is None else block @ basis
+    return dataclasses.replace(fit_lists(rows, n_lists, probes, k, seed + 1), basis=basis)
 
 
 def fit_lists(rows: np.ndarray, n_lists: int, probes: int, k: int, seed: int) -> KnnIndex:
@@ -141,6 +178,38 @@ def list_pairs(
             yield queries[positions], candidates
 
 
+def search_pairs(
+    rows: np.ndarray, pairs: Iterable[tuple[np.ndarray, np.ndarray]], k: int
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """``(queries, neighbours, similarities)`` of :func:`top_k` for each ``(queries, candidates)``.
+
+    Pairs are searched by one worker thread per torch thread, each running torch on one thread:
+    many mid-sized products in parallel waste less time in synchronisation than each product
+    split over all threads. torch's thread count is restored afterwards.
+    """
+    workers = torch.get_num_threads()
+    with one_torch_thread(), ThreadPoolExecutor(workers) as pool:
+        pending: deque[tuple[np.ndarray, Future]] = deque()
+        for queries, candidates in pairs:
+            pending.append((queries, pool.submit(top_k, rows, queries, candidates, k)))
+            if len(pending) > 2 * workers:  # bounded: a few pairs in flight
+                queries, done = pending.popleft()
+                yield queries, *done.result()
+        for queries, done in pending:
+            yield queries, *done.result()
+
+
+@contextlib.contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """Run torch on one thread inside the block; its thread count is restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 def top_k(
     rows: np.ndarray, queries: np.ndarray, candidates: np.ndarray, k: int
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +218,8 @@ def top_k(
     Returns neighbours ``(q, k)`` int64 and similarities ``(q, k)`` float32, canonical order;
     rows short of candidates are padded with -1 and -inf.
     """
-    targets = torch.from_numpy(np.ascontiguousarray(rows[candidates]))
+    everything = len(candidates) == len(rows)  # sorted distinct row numbers: all of them
+    targets = torch.from_numpy(np.ascontiguousarray(rows if everything else rows[candidates]))
     step = max(1, _BLOCK_ELEMENTS // max(1, len(candidates)))
     found, sims = [], []
     for start in range(0, len(queries), step):

@@ -154,8 +154,11 @@ def test_bad_input_is_refused_with_what_was_expected() -> None:
         build_knn_graph(zeroed, ids, k=K)
     with pytest.raises(ValueError, match="method"):
         build_knn_graph(vectors, ids, k=K, method="hnsw")
+    with pytest.raises(ValueError, match="n_lists"):
+        build_knn_graph(vectors, ids, k=K, method="ivf", n_lists=51)
     graph = build_knn_graph(vectors, ids, k=K)
     with pytest.raises(ValueError, match="not in the graph"):
         extend_knn_graph(graph, vectors[:2], ids[:2])
-    with pytest.raises(ValueError, match="like the graph's"):
-        extend_knn_graph(graph, np.ones((2, 8), np.float32), np.array([90, 91]))
+    for built in (graph, build_knn_graph(vectors, ids, k=K, method="ivf", dims=8)):
+        with pytest.raises(ValueError, match="48-d vectors like the graph's"):
+            extend_knn_graph(built, np.ones((2, 8), np.float32), np.array([90, 91]))
