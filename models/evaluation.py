@@ -25,6 +25,9 @@ from models.head import TrainedHead
 from models.training import train_head
 
 Trainer = Callable[[np.ndarray, np.ndarray], TrainedHead]
+# Trains on the labels at the given positions (a semi-supervised head also needs to know
+# which pool images they are, and which images are held out).
+RowTrainer = Callable[[np.ndarray, np.ndarray], TrainedHead]
 
 # Fewer labels than this (or fewer than 2 classes) cannot be evaluated.
 MIN_LABELS = 10
@@ -67,22 +70,34 @@ def evaluate_training(
     *,
     class_names: Sequence[str],
     train: Trainer | None = None,
+    train_rows: RowTrainer | None = None,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
 ) -> HeadEvaluation:
     """Evaluate training on ``embeddings: (n, D)`` and ``labels: (n,)`` in [0, C).
 
     ``train(x, y)`` fits a head (default: :func:`models.training.train_head` with
-    ``class_names``). Needs at least :data:`MIN_LABELS` labels of at least 2 classes; a
+    ``class_names``). ``train_rows(train, held_out)``, when given, is used instead: it gets
+    the positions (into ``labels``) to train on and those held out, which it must not learn
+    from in any form. Needs at least :data:`MIN_LABELS` labels of at least 2 classes; a
     class with a single label is predicted by a head that never saw it, which is honest.
     """
     x, y, names = _check(embeddings, labels, class_names, folds)
-    fit = train or partial(train_head, class_names=names, backbone_id="evaluation")
+    simple = train or partial(train_head, class_names=names, backbone_id="evaluation")
+
+    def fit_rows(inside: np.ndarray, outside: np.ndarray) -> TrainedHead:
+        return simple(x[inside], y[inside])
+
+    fitter = train_rows or fit_rows
+
+    def fit(train_mask: np.ndarray) -> TrainedHead:
+        return fitter(np.flatnonzero(train_mask), np.flatnonzero(~train_mask))
+
     if len(y) >= HOLDOUT_FROM:
         groups = _stratified_groups(y, round(1 / HOLDOUT_SHARE), seed)
         held_out = groups == 0
         method = f"held-out {HOLDOUT_SHARE:.0%}"
-        logits = fit(x[~held_out], y[~held_out]).logits(x[held_out])
+        logits = fit(~held_out).logits(x[held_out])
         y_eval = y[held_out]
         parts = _stratified_groups(y_eval, 2, seed + 1)
     else:
@@ -91,7 +106,7 @@ def evaluate_training(
         logits = np.empty((len(y), len(names)))
         for part in np.unique(parts):
             inside = parts == part
-            logits[inside] = fit(x[~inside], y[~inside]).logits(x[inside])
+            logits[inside] = fit(~inside).logits(x[inside])
         y_eval = y
     return _summarise(method, len(y), logits, y_eval, parts, names)
 

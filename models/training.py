@@ -31,6 +31,7 @@ def train_head(
     lr: float = 1e-2,
     weight_decay: float = 1e-3,
     seed: int = 0,
+    sample_weight: np.ndarray | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainedHead:
     """Fit a softmax layer to ``embeddings: (n, D)`` and ``labels: (n,)`` in [0, C).
@@ -42,13 +43,17 @@ def train_head(
     weights. Classes without examples still get a column (C is ``len(class_names)``). The
     result depends only on the inputs and ``seed``. ``progress(epoch, epochs)`` is called
     after each iteration, with ``(epochs, epochs)`` last.
+
+    ``sample_weight: (n,)`` non-negative weights turn the mean cross-entropy into a weighted
+    mean (used for down-weighted pseudo-labels); None weighs every row alike.
     """
     x, y = _check_inputs(embeddings, labels, class_names)
+    weights = _check_weights(sample_weight, len(y))
     options = _Options(epochs=epochs, lr=lr, weight_decay=weight_decay, seed=seed)
     mean, std = x.mean(axis=0), _feature_scale(x)
     standardised = torch.from_numpy(((x - mean) / std).astype(np.float32))
     weight, bias = _fit_softmax(
-        standardised, torch.from_numpy(y), len(class_names), options, progress
+        standardised, torch.from_numpy(y), weights, len(class_names), options, progress
     )
     state = _fold_standardisation(weight, bias, mean, std)
     names = list(class_names)
@@ -104,6 +109,7 @@ def _feature_scale(x: np.ndarray) -> np.ndarray:
 def _fit_softmax(
     x: torch.Tensor,
     y: torch.Tensor,
+    sample_weight: torch.Tensor | None,
     n_classes: int,
     options: _Options,
     progress: Callable[[int, int], None] | None,
@@ -129,7 +135,12 @@ def _fit_softmax(
     def closure() -> torch.Tensor:
         optimiser.zero_grad(set_to_none=True)
         penalty = 0.5 * options.weight_decay * weight.square().sum()
-        loss = F.cross_entropy(F.linear(x, weight, bias), y) + penalty
+        logits = F.linear(x, weight, bias)
+        if sample_weight is None:
+            loss = F.cross_entropy(logits, y) + penalty
+        else:
+            losses = F.cross_entropy(logits, y, reduction="none")
+            loss = (losses * sample_weight).sum() / sample_weight.sum() + penalty
         loss.backward()
         return loss
 
@@ -154,6 +165,17 @@ def _train_metrics(head: TrainedHead, x: np.ndarray, y: np.ndarray) -> dict[str,
         "train_accuracy": float((logits.argmax(axis=1) == y).mean()),
         "train_loss": float(-log_probs[np.arange(len(y)), y].mean()),
     }
+
+
+def _check_weights(sample_weight: np.ndarray | None, n: int) -> torch.Tensor | None:
+    if sample_weight is None:
+        return None
+    weights = np.asarray(sample_weight, dtype=np.float64)
+    if weights.shape != (n,) or not np.all(np.isfinite(weights)) or weights.min() < 0:
+        raise ValueError(f"expected {n} finite non-negative sample weights, got {weights.shape}")
+    if weights.sum() <= 0:
+        raise ValueError("expected sample weights with a positive sum")
+    return torch.from_numpy(weights.astype(np.float32))
 
 
 def _check_inputs(
