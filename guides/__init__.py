@@ -13,6 +13,7 @@ from guides.schema import (
     LabelDefinition,
     OverlapPolicy,
     QualityThresholds,
+    TrainingPolicy,
 )
 
 __all__ = [
@@ -24,6 +25,7 @@ __all__ = [
     "LabelDefinition",
     "OverlapPolicy",
     "QualityThresholds",
+    "TrainingPolicy",
     "example_guide_path",
     "load_guide",
     "parse_guide",

@@ -10,7 +10,7 @@ import hashlib
 import json
 import re
 from pathlib import PurePosixPath
-from typing import Annotated, Self
+from typing import Annotated, Literal, Self
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -157,6 +157,17 @@ class SelectionPolicy(BaseModel):
     """Re-pick each batch toward the classes with the fewest labels so far."""
 
 
+class TrainingPolicy(BaseModel):
+    """How the model is trained on the confirmed labels."""
+
+    model_config = _CONFIG
+
+    head: Literal["supervised", "semi_supervised"] = "semi_supervised"
+    """`supervised`: a softmax head on the confirmed labels alone. `semi_supervised` (the
+    default, chosen by the label-efficiency benchmark): the same head trained on the confirmed
+    labels plus pseudo-labels spread over the pool's kNN graph of embeddings."""
+
+
 class Guide(BaseModel):
     """A versioned labeling guide: labels, rules, gold tasks, priors and quality limits.
 
@@ -176,6 +187,7 @@ class Guide(BaseModel):
     overlap: OverlapPolicy = OverlapPolicy()
     flow: FlowPolicy = FlowPolicy()
     selection: SelectionPolicy = SelectionPolicy()
+    training: TrainingPolicy = TrainingPolicy()
 
     @model_validator(mode="after")
     def _consistent(self) -> Self:
@@ -213,11 +225,16 @@ class Guide(BaseModel):
     def fingerprint(self) -> str:
         """First 12 hex digits of the SHA-256 of the canonical JSON of the whole guide.
 
-        A `flow` or `selection` left at its defaults is left out, so guides written before
-        they existed keep their fingerprint.
+        A `flow`, `selection` or `training` left at its defaults is left out, so guides
+        written before they existed keep their fingerprint.
         """
         document = self.model_dump(mode="json")
-        for name, default in (("flow", FlowPolicy()), ("selection", SelectionPolicy())):
+        defaults = (
+            ("flow", FlowPolicy()),
+            ("selection", SelectionPolicy()),
+            ("training", TrainingPolicy()),
+        )
+        for name, default in defaults:
             if getattr(self, name) == default:
                 del document[name]
         canonical = json.dumps(

@@ -156,7 +156,14 @@ class ModelVersionOut(BaseModel):
     backbone_id: str
     n_train: int = Field(description="confirmed labels it was trained on")
     class_names: list[str]
-    metrics: dict[str, float]
+    metrics: dict[str, float] = Field(
+        description="training figures on the confirmed labels; `pseudo_labels`: pool images"
+        " a semi-supervised head also learned from"
+    )
+    head: str = Field(
+        description="`supervised` (confirmed labels only) or `semi_supervised` (plus pool"
+        " pseudo-labels); its evaluation counts confirmed held-out labels only"
+    )
     evaluation: ModelEvaluationOut | None = Field(
         description="out-of-sample evaluation; null when too few labels to evaluate"
     )

@@ -14,7 +14,7 @@ from functools import partial
 import numpy as np
 
 from models.calibration import with_temperature
-from models.evaluation import MIN_LABELS, HeadEvaluation, evaluate_training
+from models.evaluation import MIN_LABELS, HeadEvaluation, RowTrainer, evaluate_training
 from models.head import TrainedHead
 from models.training import train_head
 
@@ -22,12 +22,18 @@ log = logging.getLogger(__name__)
 
 
 def evaluate_and_calibrate(
-    head: TrainedHead, embeddings: np.ndarray, labels: np.ndarray, *, epochs: int
+    head: TrainedHead,
+    embeddings: np.ndarray,
+    labels: np.ndarray,
+    *,
+    epochs: int,
+    train_rows: RowTrainer | None = None,
 ) -> tuple[TrainedHead, HeadEvaluation | None]:
     """``head`` calibrated by temperature, and its evaluation; ``(head, None)`` if too few labels.
 
     ``embeddings: (n, D)`` and ``labels: (n,)`` are what ``head`` was trained on; each fold's
-    head is trained the same way (same classes, backbone and ``epochs``).
+    head is trained the same way (same classes, backbone and ``epochs``), or by
+    ``train_rows(train, held_out)`` when the head needs more than the fold's labels.
     """
     if len(labels) < MIN_LABELS or np.unique(labels).size < 2:
         log.info("%d labels of %d classes: not evaluated", len(labels), np.unique(labels).size)
@@ -35,5 +41,7 @@ def evaluate_and_calibrate(
     trainer = partial(
         train_head, class_names=head.class_names, backbone_id=head.backbone_id, epochs=epochs
     )
-    evaluation = evaluate_training(embeddings, labels, class_names=head.class_names, train=trainer)
+    evaluation = evaluate_training(
+        embeddings, labels, class_names=head.class_names, train=trainer, train_rows=train_rows
+    )
     return with_temperature(head, evaluation.temperature), evaluation

@@ -13,16 +13,15 @@ from sqlalchemy.orm import Session
 from guides import Guide
 from models.checkpoint import save_checkpoint
 from models.head import TrainedHead
-from models.training import train_head
 from service.audit import record
 from service.context import ServiceContext
 from service.core.errors import NotEnoughLabels
 from service.core.orm import Image, ModelVersion
 from service.core.progress import Progress, no_progress, scaled
-from service.learning.evaluation import evaluate_and_calibrate
 from service.learning.gold import GOLD_SOURCE
+from service.learning.heads import fit_head
 from service.learning.versions import active_model, set_active
-from service.pool.embeddings import ensure_embeddings, stack
+from service.pool.embeddings import embed_missing, embedding_store, ensure_embeddings, stack
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +35,21 @@ def labeled_images(session: Session, label_names: Sequence[str]) -> list[Image]:
                 Image.label.in_(list(label_names)),
                 Image.unusable_reason.is_(None),
                 Image.source != GOLD_SOURCE,  # gold answers score annotators, never train the model
+            )
+            .order_by(Image.id)
+        )
+    )
+
+
+def unlabeled_images(session: Session) -> list[Image]:
+    """Usable pool images without a confirmed label (gold images are not pool images)."""
+    return list(
+        session.scalars(
+            select(Image)
+            .where(
+                Image.label.is_(None),
+                Image.unusable_reason.is_(None),
+                Image.source != GOLD_SOURCE,
             )
             .order_by(Image.id)
         )
@@ -71,15 +85,23 @@ def train_model(
     minimum = ctx.settings.model.min_labels_to_train
     if len(images) < minimum:
         raise NotEnoughLabels(f"{len(images)} confirmed labels; training needs at least {minimum}")
+    if ctx.guide.training.head == "semi_supervised":  # it learns from the unlabeled pool too
+        embed_missing(
+            session, ctx.runtime, unlabeled_images(session), progress=scaled(progress, 0, 0.5)
+        )
     vectors = ensure_embeddings(
-        session, ctx.runtime, images, progress=scaled(progress, 0.0, 0.7)
+        session, ctx.runtime, images, progress=scaled(progress, 0.5, 0.7)
     ).vectors
     usable = [image for image in images if image.id in vectors]
     labels = np.array([ctx.guide.label_index(str(image.label)) for image in usable], dtype=np.int64)
     progress(0.7, f"training on {len(usable)} labels")
-    x = stack(vectors, [image.id for image in usable])
+    ids = np.array([image.id for image in usable], dtype=np.int64)
+    x = stack(vectors, ids.tolist())
     epochs = ctx.settings.model.train_epochs
-    head = train_head(
+    fitted = fit_head(
+        ctx.guide.training.head,
+        embedding_store(session, ctx.runtime),
+        ids,
         x,
         labels,
         class_names=ctx.guide.label_names,
@@ -87,15 +109,16 @@ def train_model(
         epochs=epochs,
         progress=lambda epoch, total: progress(0.7 + 0.2 * epoch / total, f"epoch {epoch}/{total}"),
     )
-    progress(0.9, "evaluating on held-out labels and calibrating")
-    head, evaluation = evaluate_and_calibrate(head, x, labels, epochs=epochs)
+    progress(0.9, "evaluated on held-out labels and calibrated")
+    evaluation = fitted.evaluation.as_dict() if fitted.evaluation is not None else None
     return record_version(
         session,
         ctx,
-        head,
+        fitted.head,
         digest=labels_digest(usable),
         excluded=excluded,
-        evaluation=evaluation.as_dict() if evaluation is not None else None,
+        evaluation=evaluation,
+        head_kind=(fitted.kind, fitted.note),
     )
 
 
@@ -115,11 +138,13 @@ def record_version(
     digest: str,
     excluded: dict[str, int] | None = None,
     evaluation: dict[str, object] | None = None,
+    head_kind: tuple[str, str] = ("supervised", ""),
 ) -> ModelVersion:
     """Save `head`'s checkpoint and its row (once per version id), audited as `model.trained`.
 
     `excluded`: labels left out because the guide no longer has them, with their counts;
-    `evaluation`: its out-of-sample evaluation (`service/learning/evaluation.py`).
+    `evaluation`: its out-of-sample evaluation (`service/learning/evaluation.py`);
+    `head_kind`: the head trained and, when it is not the guide's, why.
     """
     existing = session.get(ModelVersion, head.version)
     if existing is not None:  # the same head again: reuse its row, as trained on these labels
@@ -146,6 +171,8 @@ def record_version(
         "metrics": dict(head.metrics),
         "excluded": excluded or {},
         "evaluation": evaluation,
+        "head": head_kind[0],
+        **({"head_note": head_kind[1]} if head_kind[1] else {}),
     }
     record(session, "model.trained", subject=("model_version", version.id), after=after)
     set_active(session, ctx, version)

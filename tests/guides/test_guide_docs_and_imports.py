@@ -17,6 +17,7 @@ from guides import (
     LabelDefinition,
     OverlapPolicy,
     QualityThresholds,
+    TrainingPolicy,
     parse_guide,
 )
 
@@ -35,7 +36,16 @@ def test_minimal_example_in_the_format_doc_parses() -> None:
 
 
 @pytest.mark.parametrize(
-    "model", [Guide, LabelDefinition, GoldTask, QualityThresholds, OverlapPolicy, FlowPolicy]
+    "model",
+    [
+        Guide,
+        LabelDefinition,
+        GoldTask,
+        QualityThresholds,
+        OverlapPolicy,
+        FlowPolicy,
+        TrainingPolicy,
+    ],
 )
 def test_format_doc_describes_every_field(model: type) -> None:
     text = FORMAT_DOC.read_text(encoding="utf-8")

@@ -84,6 +84,7 @@ def model_out(version: ModelVersion, active_id: str | None) -> ModelVersionOut:
         n_train=version.n_train,
         class_names=list(version.class_names),
         metrics=dict(version.metrics),
+        head="semi_supervised" if "pseudo_labels" in version.metrics else "supervised",
         evaluation=ModelEvaluationOut.model_validate(version.evaluation)
         if version.evaluation is not None
         else None,
