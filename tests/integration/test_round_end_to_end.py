@@ -54,6 +54,10 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
         assert image_url.path.endswith(f"/v1/media/{item['image_id']}")
         assert {"exp", "sig"} <= set(parse_qs(image_url.query))
 
+    # The suggestions come from the guide's default head, which learned from the pool too.
+    first_model = service.get(f"/v1/models/{round_['model_version']}").json()
+    assert first_model["head"] == "semi_supervised" and first_model["metrics"]["pseudo_labels"]
+
     # The ranking is the entropy ranking, recomputed here from the model files alone.
     check_ranking_independently(service, round_, seeds, tmp_path)
 
@@ -74,8 +78,13 @@ def test_round_pushes_the_most_uncertain_images_and_labels_come_back(
     second_ids = {item["image_id"] for item in second["items"]}
     assert len(second_ids) == K
     assert not second_ids & (set(expected) | seeds)
+    assert service.get(f"/v1/models/{second['model_version']}").json()["head"] == "semi_supervised"
     all_tasks = studio.tasks(project["id"])
     assert len(all_tasks) == 2 * K
+    for task in all_tasks:
+        if task["data"]["image_id"] in second_ids:
+            (prediction,) = task["predictions"]
+            assert prediction["model_version"] == second["model_version"]
     assert len({t["data"]["image_id"] for t in all_tasks}) == 2 * K
 
 
