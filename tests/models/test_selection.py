@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -15,6 +17,7 @@ from models.selection import (
 from models.selection.diversity import KCENTER_MAX_CANDIDATES
 from models.selection.inputs import candidate_rows
 from models.selection.scored import BALD_MAX_CANDIDATES
+from models.uncertainty import mutual_information
 
 ALL = [
     "random",
@@ -117,7 +120,7 @@ def test_candidate_rows_keep_a_small_pool_and_sample_a_big_one_by_seed() -> None
         candidate_rows(10, 0, seed=0)
 
 
-def test_bald_and_kcenter_on_a_big_pool_choose_the_best_of_their_sample() -> None:
+def test_bald_and_kcenter_on_a_big_pool_choose_from_their_sample_by_score() -> None:
     n = BALD_MAX_CANDIDATES + 2000
     rng = np.random.default_rng(2)
     members = rng.dirichlet(np.full(3, 50.0), size=(2, n))  # members nearly agree everywhere
@@ -126,9 +129,17 @@ def test_bald_and_kcenter_on_a_big_pool_choose_the_best_of_their_sample() -> Non
     labeled = rng.standard_normal((3, 2))
     inputs = inputs_for(members.mean(axis=0), x, labeled, k=5, seed=7, member_probs=members)
     sample = candidate_rows(n, BALD_MAX_CANDIDATES, seed=7)
-    bald = select_batch("bald", inputs)
-    planted = np.intersect1d(sample, np.arange(0, n, 97))
-    assert set(bald) <= set(planted) and len(planted) > 5
+    scores = mutual_information(members)
+    shares, expected = [], []
+    for draw in range(20):
+        rows = candidate_rows(n, BALD_MAX_CANDIDATES, seed=draw)
+        bald = select_batch("bald", dataclasses.replace(inputs, seed=draw))
+        assert set(bald) <= set(rows) and np.all(np.diff(scores[bald]) <= 0)  # best first
+        planted = np.intersect1d(rows, np.arange(0, n, 97))
+        shares.append(np.isin(bald, planted).mean())
+        expected.append(scores[planted].sum() / scores[rows].sum())  # draws are ∝ score
+    assert len(planted) / len(rows) < 0.02 < 0.3 < np.mean(shares)
+    assert abs(np.mean(shares) - np.mean(expected)) < 0.15
     kcenter = select_batch("kcenter", inputs)
     assert set(kcenter) <= set(candidate_rows(n, KCENTER_MAX_CANDIDATES, seed=7))
     gaps = ((x[sample, None, :] - labeled[None]) ** 2).sum(axis=2).min(axis=1)
