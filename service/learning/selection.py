@@ -15,10 +15,16 @@ from service.context import ServiceContext
 from service.core.errors import NoModel
 from service.core.orm import Annotation, DeletedTask, Image, Round, RoundItem
 from service.core.progress import Progress, no_progress, scaled
-from service.learning.gold import GOLD_SOURCE, mix_gold, pick_gold
+from service.learning.gold import mix_gold, pick_gold
 from service.learning.selection_inputs import RoundInputs, round_inputs
 from service.learning.strategies import display_score, resolve_strategy
-from service.learning.training import current_model, labeled_images, needs_training, train_model
+from service.learning.training import (
+    current_model,
+    labeled_images,
+    needs_training,
+    train_model,
+    unlabeled_pool,
+)
 from service.pool.embeddings import embed_missing, embedding_store
 
 
@@ -63,9 +69,7 @@ def candidate_images(session: Session) -> list[Image]:
         session.scalars(
             select(Image)
             .where(
-                Image.label.is_(None),
-                Image.unusable_reason.is_(None),
-                Image.source != GOLD_SOURCE,  # gold images join rounds only through mix_gold
+                *unlabeled_pool(),  # gold images join rounds only through mix_gold
                 Image.id.not_in(held_by_task),
                 Image.id.not_in(held_by_push),
             )
@@ -89,14 +93,18 @@ def select_round(
     """
     strategy = resolve_strategy(request.strategy, ctx.guide.selection)
     model = current_model(session, ctx)
-    if request.retrain and needs_training(session, model):
-        model = train_model(session, ctx, progress=scaled(progress, 0.0, 0.2))
+    retrain = request.retrain and needs_training(session, model)
+    if model is None and not retrain:
+        raise NoModel("no trained model yet: import seed labels, then train or run with retrain")
+    images = candidate_images(session)
+    labeled = labeled_images(session, ctx.guide.label_names)
+    # The pool is embedded first: a semi-supervised retrain learns from its embeddings too.
+    run = embed_missing(session, ctx.runtime, images + labeled, progress=scaled(progress, 0.0, 0.6))
+    if retrain:
+        model = train_model(session, ctx, progress=scaled(progress, 0.6, 0.8))
     if model is None:
         raise NoModel("no trained model yet: import seed labels, then train or run with retrain")
     head = ctx.runtime.head(model.id, model.checkpoint_path)
-    images = candidate_images(session)
-    labeled = labeled_images(session, ctx.guide.label_names)
-    run = embed_missing(session, ctx.runtime, images + labeled, progress=scaled(progress, 0.2, 0.8))
     seed = request.seed if request.seed is not None else secrets.randbelow(2**31)
     store = embedding_store(session, ctx.runtime)
     labels = np.array([ctx.guide.label_index(str(i.label)) for i in labeled], dtype=np.int64)

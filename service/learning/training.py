@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.orm import Session
 
 from guides import Guide
@@ -41,19 +41,18 @@ def labeled_images(session: Session, label_names: Sequence[str]) -> list[Image]:
     )
 
 
-def unlabeled_images(session: Session) -> list[Image]:
-    """Usable pool images without a confirmed label (gold images are not pool images)."""
-    return list(
-        session.scalars(
-            select(Image)
-            .where(
-                Image.label.is_(None),
-                Image.unusable_reason.is_(None),
-                Image.source != GOLD_SOURCE,
-            )
-            .order_by(Image.id)
-        )
+def unlabeled_pool() -> tuple[ColumnElement[bool], ...]:
+    """Conditions on `Image` for a usable pool image without a confirmed label (not gold)."""
+    return (
+        Image.label.is_(None),
+        Image.unusable_reason.is_(None),
+        Image.source != GOLD_SOURCE,  # gold images are not pool images
     )
+
+
+def unlabeled_images(session: Session) -> list[Image]:
+    """Usable pool images without a confirmed label, by id."""
+    return list(session.scalars(select(Image).where(*unlabeled_pool()).order_by(Image.id)))
 
 
 def labels_outside_guide(session: Session, guide: Guide) -> dict[str, int]:
