@@ -25,13 +25,24 @@ from labeling.local_server import LocalLabelStudio, free_loopback_port, new_api_
 from models.datasets import load_fashion_mnist, write_pngs
 from service.api.app import create_app
 from service.api.serving import start_in_thread
-from service.auth.keys import create_key
+from service.auth.keys import rotate_keys
+from service.auth.roles import Role
 from service.core.settings import AnnotatorSettings, Settings
 from service.studio.annotators import provision_annotators
 
 console = Console()
 # A gold task the demo can resolve: a Fashion-MNIST test image by its index in the split.
 FASHION_TEST_IMAGE = re.compile(r"test/(\d{5})\.png")
+# The demo's keys, by name: each run revokes the previous run's and issues new ones.
+DEMO_KEY_ROLES = {"demo admin": Role.admin, "demo pipeline": Role.pipeline}
+
+
+@dataclass(frozen=True)
+class DemoKeys:
+    """The tokens of this run's keys: `admin` for admin-only routes, `pipeline` for the rest."""
+
+    admin: str
+    pipeline: str
 
 
 @dataclass(frozen=True)
@@ -145,12 +156,16 @@ def seed_labels(labels: list[int], per_class: int, class_names: list[str]) -> di
 
 def drive_round(
     client: httpx.Client,
+    admin: httpx.Client,
     folder: Path,
     labels: list[int],
     options: DemoOptions,
     class_names: list[str],
 ) -> dict[str, Any]:
-    """Register the pool and the gold images, seed labels, run one round; returns the round."""
+    """Register the pool and the gold images, seed labels, run one round; returns the round.
+
+    `client` sends the pipeline key; `admin` the admin key, for the gold images (admin only).
+    """
     registered = follow_job(
         client, _post(client, "/v1/images/register", {"folder": str(folder)}), "registering images"
     )
@@ -158,7 +173,7 @@ def drive_round(
         f"registered {registered['registered']} new images "
         f"({registered['already_known']} already known, {len(registered['skipped'])} skipped)"
     )
-    gold = _post(client, "/v1/gold/register", {})
+    gold = _post(admin, "/v1/gold/register", {})
     console.print(
         f"registered {gold['registered']} gold images ({gold['known']} already known); "
         "rounds mix them in among ordinary tasks"
@@ -184,6 +199,11 @@ def first_agreement_report(client: httpx.Client) -> str:
     return str(result["report_url"])
 
 
+def _client(service_url: str, token: str) -> httpx.Client:
+    headers = {"Authorization": f"Bearer {token}"}
+    return httpx.Client(base_url=service_url, timeout=60, headers=headers)
+
+
 def _post(client: httpx.Client, path: str, body: dict[str, Any]) -> dict[str, Any]:
     response = client.post(path, json=body)
     if response.status_code >= 400:
@@ -202,14 +222,21 @@ def _image_ids_by_path(client: httpx.Client) -> dict[str, int]:
         params["cursor"] = page["next_cursor"]
 
 
-def pipeline_key(app: FastAPI) -> str:
-    """A new API key for the pipeline user, made in the running service's database."""
+def demo_keys(app: FastAPI) -> DemoKeys:
+    """This run's admin and pipeline keys, in the running service's database.
+
+    The keys of an earlier run (same names) are revoked in the same transaction, so a rerun
+    rotates them: there is always one live key of each.
+    """
     with app.state.context.sessions() as session:
-        return create_key(session, "demo pipeline").token.get_secret_value()
+        admin, pipeline = rotate_keys(session, DEMO_KEY_ROLES)
+    return DemoKeys(
+        admin=admin.token.get_secret_value(), pipeline=pipeline.token.get_secret_value()
+    )
 
 
 def print_summary(
-    round_: dict[str, Any], studio: LocalLabelStudio, service_url: str, api_key: str
+    round_: dict[str, Any], studio: LocalLabelStudio, service_url: str, keys: DemoKeys
 ) -> None:
     table = Table(title=f"round {round_['id']}: {len(round_['items'])} tasks in rank order")
     for column in ("rank", "task", "suggested label", "p", "uncertainty"):
@@ -232,9 +259,13 @@ def print_summary(
     console.print(f"scored {round_['pool_size']} unlabeled images; {embedded}", soft_wrap=True)
     console.print(f"model version: {round_['model_version']}", soft_wrap=True)
     console.print(f"service:       {service_url}  (API docs at {service_url}/docs)", soft_wrap=True)
-    console.print(f"API key:       {api_key}", soft_wrap=True)
+    console.print(f"admin key:     {keys.admin}  (role admin)", soft_wrap=True)
+    console.print(f"pipeline key:  {keys.pipeline}  (role pipeline)", soft_wrap=True)
     console.print(
-        f"try:           curl -H 'Authorization: Bearer {api_key}' {service_url}/v1/rounds",
+        "               a rerun of the demo revokes these and prints new ones", soft_wrap=True
+    )
+    console.print(
+        f"try:           curl -H 'Authorization: Bearer {keys.pipeline}' {service_url}/v1/rounds",
         soft_wrap=True,
     )
     console.print(f"Label Studio:  {studio.url}", soft_wrap=True)
@@ -252,7 +283,7 @@ def print_summary(
 
 
 def print_quality(annotators: list[AnnotatorSettings], api_key: str, report_url: str) -> None:
-    """The annotator logins and the first agreement report (it needs the API key)."""
+    """The annotator logins and the first agreement report (it needs the pipeline key)."""
     for n, annotator in enumerate(annotators, start=1):
         login = f"{annotator.email} / {annotator.password.get_secret_value()}"
         console.print(f"annotator {n}:   {login}", soft_wrap=True)
@@ -299,15 +330,17 @@ def run_demo(options: DemoOptions, settings: Settings) -> None:
         materialize_gold(root / "images/gold", context.guide)
         with console.status("creating the annotator logins in Label Studio"):
             provision_annotators(context, studio.set_password)
-        api_key = pipeline_key(app)
-        headers = {"Authorization": f"Bearer {api_key}"}
-        with httpx.Client(base_url=service_url, timeout=60, headers=headers) as client:
+        keys = demo_keys(app)
+        with (
+            _client(service_url, keys.pipeline) as client,
+            _client(service_url, keys.admin) as admin,
+        ):
             class_names = [label["name"] for label in client.get("/v1/guide").json()["labels"]]
-            round_ = drive_round(client, folder, labels, options, class_names)
+            round_ = drive_round(client, admin, folder, labels, options, class_names)
             report_url = first_agreement_report(client)
             board = client.post("/v1/board/link", params={"lifetime_s": 7 * 86_400})
-        print_summary(round_, studio, service_url, api_key)
-        print_quality(configured.label_studio.annotators, api_key, report_url)
+        print_summary(round_, studio, service_url, keys)
+        print_quality(configured.label_studio.annotators, keys.pipeline, report_url)
         console.print(f"flow board:    {board.raise_for_status().json()['url']}", soft_wrap=True)
         if options.wait:
             console.print("ready: press Ctrl-C to stop the service and Label Studio")

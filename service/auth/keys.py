@@ -12,7 +12,7 @@ import hmac
 import logging
 import secrets
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -52,6 +52,40 @@ def hash_token(token: str) -> str:
 
 def create_key(session: Session, name: str, role: Role | str = Role.admin) -> IssuedKey:
     """Issue a key named `name` with `role` (a use case: commits)."""
+    issued = _issue(session, name, role)
+    session.commit()
+    return issued
+
+
+def rotate_keys(session: Session, roles_by_name: Mapping[str, Role | str]) -> list[IssuedKey]:
+    """Issue one key per name with its role, revoking every live key of that name first.
+
+    A use case: the revocations and the new keys are committed together, so a name never
+    has two live keys and a failure leaves the old ones working. Keys of other names are
+    untouched. Returns the new keys in the order of `roles_by_name`.
+    """
+    issued = []
+    for name, role in roles_by_name.items():
+        revoke_keys_named(session, name)
+        issued.append(_issue(session, name, role))
+    session.commit()
+    return issued
+
+
+def revoke_keys_named(session: Session, name: str) -> int:
+    """Revoke every live key named `name` (flush only, the caller commits); how many."""
+    live = session.scalars(
+        select(ApiKey).where(ApiKey.name == name.strip(), ApiKey.revoked_at.is_(None))
+    ).all()
+    now = utcnow()
+    for key in live:
+        key.revoked_at = now
+    session.flush()
+    return len(live)
+
+
+def _issue(session: Session, name: str, role: Role | str) -> IssuedKey:
+    """Add a new key named `name` with `role` (flush only)."""
     name = name.strip()
     if not name or len(name) > 128:
         raise ServiceError("a key needs a name of 1 to 128 characters")
@@ -60,7 +94,7 @@ def create_key(session: Session, name: str, role: Role | str = Role.admin) -> Is
     token = f"{TOKEN_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     key = ApiKey(name=name, prefix=prefix, token_hash=hash_token(token), role=role.value)
     session.add(key)
-    session.commit()
+    session.flush()
     return IssuedKey(key=key, token=SecretStr(token))
 
 

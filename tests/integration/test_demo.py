@@ -41,7 +41,8 @@ class DemoOutput:
     annotate_url: str
     token: str
     service_url: str
-    api_key: str
+    api_key: str  # the pipeline key
+    admin_key: str
     annotators: list[tuple[str, str]]  # email, password
     report_url: str
     board_url: str
@@ -118,7 +119,8 @@ def demo(
                 field(text, "annotate"),
                 studio_template.api_token,
                 field(text, "service").split()[0],
-                field(text, "API key"),
+                field(text, "pipeline key").split()[0],
+                field(text, "admin key").split()[0],
                 [tuple(field(text, f"annotator {n}").split(" / ")) for n in (1, 2)],
                 field(text, "agreement report"),
                 field(text, "flow board"),
@@ -152,6 +154,10 @@ def test_demo_prints_a_key_the_pipeline_user_calls_the_api_with(demo: DemoOutput
     answer = httpx.get(rounds, headers={"Authorization": f"Bearer {demo.api_key}"})
     assert answer.status_code == 200 and len(answer.json()["items"]) == 1
     assert httpx.get(rounds).json()["error"]["code"] == "missing_api_key"
+    audit = demo.service_url + "/v1/audit"  # admin and reviewer only
+    refused = httpx.get(audit, headers={"Authorization": f"Bearer {demo.api_key}"})
+    assert refused.json()["error"]["code"] == "insufficient_role"
+    assert httpx.get(audit, headers={"Authorization": f"Bearer {demo.admin_key}"}).is_success
 
 
 def test_demo_creates_two_annotator_logins_that_see_the_project(demo: DemoOutput) -> None:
