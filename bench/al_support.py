@@ -39,18 +39,30 @@ class LinearHead:
         d = self.mean.shape[0]
         return params[: self.n_classes * d].reshape(self.n_classes, d), params[-self.n_classes :]
 
-    def fit(self, x: np.ndarray, y: np.ndarray) -> None:
+    def fit(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        weight_decay: float = WEIGHT_DECAY,
+        sample_weight: np.ndarray | None = None,
+    ) -> None:
+        """Fit to ``x, y``; ``sample_weight`` makes the cross-entropy a weighted mean."""
         z = (x - self.mean) / self.std
         onehot = np.eye(self.n_classes)[y]
+        if sample_weight is None:
+            share = np.full(len(y), 1.0 / len(y))
+        else:
+            share = np.asarray(sample_weight, dtype=np.float64) / np.sum(sample_weight)
 
         def objective(params: np.ndarray) -> tuple[float, np.ndarray]:
             w, b = self._split(params)
             logits = z @ w.T + b
             logits -= logits.max(axis=1, keepdims=True)
             log_p = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
-            loss = -(onehot * log_p).sum() / len(y) + 0.5 * WEIGHT_DECAY * (w * w).sum()
-            delta = (np.exp(log_p) - onehot) / len(y)
-            grad_w = delta.T @ z + WEIGHT_DECAY * w
+            loss = -(share @ (onehot * log_p).sum(axis=1)) + 0.5 * weight_decay * (w * w).sum()
+            delta = (np.exp(log_p) - onehot) * share[:, None]
+            grad_w = delta.T @ z + weight_decay * w
             return loss, np.concatenate([grad_w.ravel(), delta.sum(axis=0)])
 
         found = optimize.minimize(
