@@ -125,6 +125,7 @@ def train_semi_supervised_head(
     weight_decay: float = 1e-3,
     seed: int = 0,
     exclude_rows: np.ndarray | None = None,
+    projection: tuple[np.ndarray, np.ndarray] | None = None,
     progress: Callable[[int, int], None] | None = None,
 ) -> TrainedHead:
     """A head on ``labels`` of pool rows ``labeled_rows`` and the pool's pseudo-labels.
@@ -133,6 +134,9 @@ def train_semi_supervised_head(
     asked for (so a memory-mapped store is read only where needed). ``affinity`` is the
     pool's normalised kNN affinity (row ``i`` is pool row ``i``), from
     :func:`models.label_spreading.affinity_matrix`. ``exclude_rows`` are never pseudo-labeled.
+    ``projection = (mean (D,), basis (D, d))`` says the pool rows given are already projected
+    as ``(x - mean) @ basis`` (see :func:`pool_projection`); the head is folded back onto
+    the D-dimensional embedding.
     """
     read = pool_embeddings if callable(pool_embeddings) else _reader(pool_embeddings)
     rows = np.asarray(labeled_rows, dtype=np.int64)
@@ -140,9 +144,10 @@ def train_semi_supervised_head(
     pseudo = pseudo_labels(affinity, rows, y, len(class_names), settings, exclude_rows=exclude_rows)
     train_rows = np.concatenate([rows, pseudo.rows])
     x = np.asarray(read(train_rows), dtype=np.float64)
-    mean, basis = _projection(x)
+    mean, basis = _projection(x) if projection is None else projection
+    inputs = x if basis is None or projection is not None else (x - mean) @ basis
     head = train_head(
-        x if basis is None else (x - mean) @ basis,
+        inputs,
         np.concatenate([y, pseudo.labels]),
         class_names=class_names,
         backbone_id=backbone_id,
@@ -152,9 +157,9 @@ def train_semi_supervised_head(
         sample_weight=np.concatenate([np.ones(len(y)), pseudo.weights]),
         progress=progress,
     )
+    logits = head.logits(inputs[: len(rows)])
     if basis is not None:
-        head = _unprojected(head, mean, basis)
-    logits = head.logits(x[: len(rows)])
+        head = _unprojected(head, mean, np.asarray(basis, dtype=np.float64))
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     head.n_train = len(y)
@@ -171,6 +176,15 @@ def _reader(matrix: np.ndarray) -> RowReader:
     if x.ndim != 2:
         raise ValueError(f"expected pool embeddings of shape (n, D), got {x.shape}")
     return lambda rows: x[rows]
+
+
+def pool_projection(sample: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(mean, basis (D, PROJECTED_DIMS))`` of a pool from ``sample`` rows; None if narrow.
+
+    A pool's rows projected once, ``(x - mean) @ basis``, serve every training on it.
+    """
+    mean, basis = _projection(np.asarray(sample, dtype=np.float64))
+    return None if basis is None else (mean, basis)
 
 
 def _projection(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:

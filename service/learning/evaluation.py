@@ -14,7 +14,13 @@ from functools import partial
 import numpy as np
 
 from models.calibration import with_temperature
-from models.evaluation import MIN_LABELS, HeadEvaluation, RowTrainer, evaluate_training
+from models.evaluation import (
+    DEFAULT_FOLDS,
+    MIN_LABELS,
+    HeadEvaluation,
+    RowTrainer,
+    evaluate_training,
+)
 from models.head import TrainedHead
 from models.training import train_head
 
@@ -28,12 +34,14 @@ def evaluate_and_calibrate(
     *,
     epochs: int,
     train_rows: RowTrainer | None = None,
+    folds: int = DEFAULT_FOLDS,
 ) -> tuple[TrainedHead, HeadEvaluation | None]:
     """``head`` calibrated by temperature, and its evaluation; ``(head, None)`` if too few labels.
 
     ``embeddings: (n, D)`` and ``labels: (n,)`` are what ``head`` was trained on; each fold's
     head is trained the same way (same classes, backbone and ``epochs``), or by
-    ``train_rows(train, held_out)`` when the head needs more than the fold's labels.
+    ``train_rows(train, held_out)`` when the head needs more than the fold's labels;
+    ``folds`` for cross-validation below ``models.evaluation.HOLDOUT_FROM`` labels.
     """
     if len(labels) < MIN_LABELS or np.unique(labels).size < 2:
         log.info("%d labels of %d classes: not evaluated", len(labels), np.unique(labels).size)
@@ -42,6 +50,11 @@ def evaluate_and_calibrate(
         train_head, class_names=head.class_names, backbone_id=head.backbone_id, epochs=epochs
     )
     evaluation = evaluate_training(
-        embeddings, labels, class_names=head.class_names, train=trainer, train_rows=train_rows
+        embeddings,
+        labels,
+        class_names=head.class_names,
+        train=trainer,
+        train_rows=train_rows,
+        folds=folds,
     )
     return with_temperature(head, evaluation.temperature), evaluation

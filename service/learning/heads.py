@@ -26,6 +26,9 @@ from service.learning.pool_graph import pool_affinity
 
 log = logging.getLogger(__name__)
 SEMI_SUPERVISED = SemiSupervisedSettings()
+# Each fold trains on the whole pool's pseudo-labels: 3 folds, not 5, keep a retrain of a
+# 60,000-image pool near 10 s on two cores (docs/benchmarks.md).
+SEMI_SUPERVISED_FOLDS = 3
 EpochProgress = Callable[[int, int], None]
 
 
@@ -96,8 +99,10 @@ def _semi_supervised(
     pool = pool_affinity(store, SEMI_SUPERVISED)
     rows = _rows_in(pool.ids, image_ids)
 
+    projected = pool.projected
+
     def read(wanted: np.ndarray) -> np.ndarray:
-        return store.get(pool.ids[wanted])
+        return store.get(pool.ids[wanted]) if projected is None else projected[wanted]
 
     def train(
         inside: np.ndarray, outside: np.ndarray, report: EpochProgress | None = None
@@ -112,13 +117,14 @@ def _semi_supervised(
             settings=SEMI_SUPERVISED,
             epochs=epochs,
             exclude_rows=rows[outside],
+            projection=pool.projection,
             progress=report,
         )
 
     everything = np.arange(len(labels))
     head = train(everything, everything[:0], progress)
     head, evaluation = evaluate_and_calibrate(
-        head, embeddings, labels, epochs=epochs, train_rows=train
+        head, embeddings, labels, epochs=epochs, train_rows=train, folds=SEMI_SUPERVISED_FOLDS
     )
     return FittedHead(head, evaluation, "semi_supervised")
 

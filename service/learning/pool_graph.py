@@ -10,6 +10,7 @@ it at once; the normalised affinity built from it is kept per process for its ro
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import logging
 import threading
@@ -22,21 +23,29 @@ import torch
 
 from models.knn_graph import KnnGraph, KnnGraphError, build_knn_graph, extend_knn_graph
 from models.label_spreading import affinity_matrix
-from models.semi_supervised import SemiSupervisedSettings
+from models.semi_supervised import SemiSupervisedSettings, pool_projection
 from models.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
-_AFFINITIES: dict[tuple[Path, int, float], torch.Tensor] = {}
+_CACHE: dict[tuple[Path, int, float], PoolAffinity] = {}
+_PROJECTION_SAMPLE = 16_384
 
 
 @dataclass(frozen=True)
 class PoolAffinity:
-    """``affinity (n, n)`` over the store's first ``n`` rows, whose ids are ``ids (n,)``."""
+    """``affinity (n, n)`` over the store's first ``n`` rows, whose ids are ``ids (n,)``.
+
+    ``projected (n, d)`` float32 holds the same rows as ``(x - mean) @ basis`` when
+    ``projection = (mean, basis)`` is set (wide embeddings), so each training reads narrow
+    rows; None when the embeddings are narrow enough to train on as they are.
+    """
 
     ids: np.ndarray
     affinity: torch.Tensor
     built: int  # rows searched by this call (0: the saved graph was current)
+    projection: tuple[np.ndarray, np.ndarray] | None = None
+    projected: np.ndarray | None = None
 
 
 def graph_dir(store: VectorStore, k: int) -> Path:
@@ -51,12 +60,34 @@ def pool_affinity(store: VectorStore, settings: SemiSupervisedSettings) -> PoolA
     with _LOCK, _file_lock(folder):
         graph, built = _current_graph(store, folder, settings.k)
         key = (folder, graph.n, settings.power)
-        affinity = _AFFINITIES.get(key)
-        if affinity is None:
+        found = _CACHE.get(key)
+        if found is None:
             affinity = affinity_matrix(graph.neighbours, graph.similarities, power=settings.power)
-            _AFFINITIES.clear()  # one pool per process: keep the latest only
-            _AFFINITIES[key] = affinity
-    return PoolAffinity(graph.ids, affinity, built)
+            projection, projected = _projected(store, graph.n)
+            found = PoolAffinity(graph.ids, affinity, 0, projection, projected)
+            _CACHE.clear()  # one pool per process: keep the latest only
+            _CACHE[key] = found
+    return dataclasses.replace(found, built=built)
+
+
+def _projected(
+    store: VectorStore, n: int
+) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
+    """The pool's projection from a sample of its first ``n`` rows, and those rows projected."""
+    step = -(-n // _PROJECTION_SAMPLE)
+    ids = store.ids()[:n]
+    projection = pool_projection(store.get(ids[::step]))
+    if projection is None:
+        return None, None
+    mean, basis = projection
+    out = np.empty((n, basis.shape[1]), dtype=np.float32)
+    for chunk in store.chunks():
+        stop = min(chunk.start + len(chunk.ids), n)
+        if chunk.start >= n:
+            break
+        rows = chunk.vectors[: stop - chunk.start]
+        out[chunk.start : stop] = (rows - mean.astype(np.float32)) @ basis.astype(np.float32)
+    return projection, out
 
 
 def _current_graph(store: VectorStore, folder: Path, k: int) -> tuple[KnnGraph, int]:
