@@ -250,7 +250,7 @@ def test_an_annotator_corrects_the_top_task_by_hotkey_and_the_service_has_it_in_
 
     email, password = demo.annotators[0]
     api = httpx.Client(
-        base_url=demo.service_url, headers={"Authorization": f"Bearer {demo.api_key}"}
+        base_url=demo.service_url, headers={"Authorization": f"Bearer {demo.admin_key}"}
     )
     (round_,) = api.get("/v1/rounds").json()["items"]
     top = min(round_["items"], key=lambda item: item["rank"])

@@ -5,9 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
+from service.learning.heads import held_back
 from service.quality.drift.schemas import UnsupportedSchemaVersion, read_drift_report
 from tests.helpers import (
     ImagePool,
@@ -75,7 +77,13 @@ def test_drift_reports_after_ingestion(
         assert same["passed"] and same["verdict"] == "passed", same["checks"]
         assert same["sample_sizes"]["reference_images"] == 240
         assert same["sample_sizes"]["new_images"] == 40
-        assert same["sample_sizes"]["reference_predictions"] == 240 - 60  # not trained on
+        # Predictions are compared on reference images the head never learned from: not the
+        # 60 labeled ones, nor those it pseudo-labeled.
+        ids = image_ids_by_name(client)
+        unlabeled = np.array([ids[f"{i:05d}.png"] for i in range(60, 240)])
+        held = int(held_back(unlabeled).sum())
+        assert 20 <= held < 180
+        assert same["sample_sizes"]["reference_predictions"] == held
         for name in ("images", "predictions", "labels"):
             ran = check(same, name)
             assert ran["status"] == "ran" and ran["sequence_check"] == 1, ran

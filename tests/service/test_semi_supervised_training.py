@@ -11,7 +11,7 @@ from fastapi.testclient import TestClient
 
 from models.datasets import FASHION_MNIST_CLASSES
 from models.knn_graph import KnnGraph
-from service.learning.heads import SEMI_SUPERVISED
+from service.learning.heads import SEMI_SUPERVISED, held_back
 from service.learning.pool_graph import graph_dir, pool_affinity
 from service.pool.embeddings import embedding_store
 from tests.helpers import (
@@ -101,3 +101,11 @@ def test_a_supervised_guide_trains_on_confirmed_labels_alone(
         label(client, fashion_pool, range(40))
         model = train(client)
     assert model["head"] == "supervised" and "pseudo_labels" not in model["metrics"]
+
+
+def test_one_pool_image_in_five_is_held_back_from_pseudo_labels_by_its_id() -> None:
+    ids = np.arange(1, 100_001, dtype=np.int64)
+    held = held_back(ids)
+    assert abs(held.mean() - 1 / 5) < 0.01
+    assert np.array_equal(held, held_back(ids.copy()))  # a property of the id alone
+    assert np.array_equal(held_back(ids[::7]), held[::7])

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from service.context import ServiceContext
 from service.core.progress import Progress, no_progress, scaled
+from service.learning.heads import held_back, trained_on_pool
 from service.learning.versions import active_model
 from service.pool.embeddings import ensure_embeddings, stack
 from service.quality.data import latest_answers
@@ -65,12 +66,20 @@ def embedded(session: Session, ctx: ServiceContext, sample: Sample, progress: Pr
 def probabilities(
     session: Session, ctx: ServiceContext, reference: Embedded, new: np.ndarray
 ) -> tuple[str | None, np.ndarray | None, np.ndarray | None]:
-    """(model version, probs on unlabeled reference images, probs on `new`), or Nones."""
+    """(model version, probs on unlabeled reference images, probs on `new`), or Nones.
+
+    Reference images the head learned from are left out: labeled ones, and for a
+    semi-supervised head every pool image but those held back from its pseudo-labels.
+    """
     model = active_model(session, ctx)
     if model is None or len(new) == 0 or len(reference.ids) == 0:
         return (model.id if model else None), None, None
     head = ctx.runtime.head(model.id, model.checkpoint_path)
-    unlabeled = reference.vectors[~reference.labeled]
+    unseen = ~reference.labeled
+    if trained_on_pool(model.metrics):  # only the pool images it never pseudo-labeled
+        ids = np.array([-1 if i is None else i for i in reference.ids], dtype=np.int64)
+        unseen &= held_back(ids)
+    unlabeled = reference.vectors[unseen]
     ref_probs = head.predict_proba(unlabeled) if len(unlabeled) else None
     return model.id, ref_probs, head.predict_proba(new)
 
