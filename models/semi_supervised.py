@@ -19,7 +19,7 @@ import torch
 from models.head import TrainedHead, head_version
 from models.knn_search import fit_basis
 from models.label_spreading import spread_labels
-from models.training import train_head
+from models.training import train_head, training_metrics
 
 RowReader = Callable[[np.ndarray], np.ndarray]
 # Wider embeddings are projected on the training rows' top principal axes before the fit
@@ -30,7 +30,7 @@ PROJECTED_DIMS = 128
 # pseudo-labeled rows make each evaluation dear; from train_head's cautious 0.01 the search
 # spends about four evaluations an iteration extrapolating (half the time, the same optimum).
 _FIRST_STEP = 1.0
-_BASIS_SAMPLE = 16_384
+BASIS_SAMPLE = 16_384  # rows a projection's basis is fitted on, at most
 
 
 @dataclass(frozen=True)
@@ -162,17 +162,11 @@ def train_semi_supervised_head(
         sample_weight=np.concatenate([np.ones(len(y)), pseudo.weights]),
         progress=progress,
     )
-    logits = head.logits(inputs[: len(rows)])
+    metrics = training_metrics(head, inputs[: len(rows)], y)  # on confirmed labels only
     if basis is not None:
         head = _unprojected(head, mean, np.asarray(basis, dtype=np.float64))
-    shifted = logits - logits.max(axis=1, keepdims=True)
-    log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
     head.n_train = len(y)
-    head.metrics = {
-        "train_accuracy": float((logits.argmax(axis=1) == y).mean()),
-        "train_loss": float(-log_probs[np.arange(len(y)), y].mean()),
-        "pseudo_labels": float(len(pseudo.rows)),
-    }
+    head.metrics = {**metrics, "pseudo_labels": float(len(pseudo.rows))}
     return head
 
 
@@ -197,7 +191,7 @@ def _projection(x: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
     mean = x.mean(axis=0)
     if x.shape[1] <= PROJECTED_DIMS or len(x) <= PROJECTED_DIMS:
         return mean, None
-    step = -(-len(x) // _BASIS_SAMPLE)  # every step-th row: deterministic
+    step = -(-len(x) // BASIS_SAMPLE)  # every step-th row: deterministic
     sample = np.ascontiguousarray(x[::step] - mean, dtype=np.float32)
     return mean, fit_basis(sample, PROJECTED_DIMS).astype(np.float64)
 

@@ -67,7 +67,7 @@ def train_head(
         metrics={},
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    head.metrics = _train_metrics(head, x, y)
+    head.metrics = training_metrics(head, x, y)
     return head
 
 
@@ -157,7 +157,8 @@ def _fit_softmax(
     return weight.detach(), bias.detach()
 
 
-def _train_metrics(head: TrainedHead, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+def training_metrics(head: TrainedHead, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+    """``train_accuracy`` and ``train_loss`` (mean cross-entropy) of ``head`` on ``x, y``."""
     logits = head.logits(x)
     shifted = logits - logits.max(axis=1, keepdims=True)
     log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))

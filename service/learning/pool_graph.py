@@ -4,7 +4,8 @@ The graph covers every stored row of the store, in row order. The store is appen
 a graph saved for its first ``n`` rows stays right: when rows are added it is extended with
 the new ones only (`models.knn_graph.extend_knn_graph`), and rebuilt only once an approximate
 graph has outgrown the lists it was fitted on. A file lock keeps two processes from updating
-it at once; the normalised affinity built from it is kept per process for its row count.
+it at once; the normalised affinity built from it (and the pool's projected rows) is kept
+per process for its row count, so a retrain on an unchanged pool reads nothing from disk.
 """
 
 from __future__ import annotations
@@ -23,13 +24,12 @@ import torch
 
 from models.knn_graph import KnnGraph, KnnGraphError, build_knn_graph, extend_knn_graph
 from models.label_spreading import affinity_matrix
-from models.semi_supervised import SemiSupervisedSettings, pool_projection
+from models.semi_supervised import BASIS_SAMPLE, SemiSupervisedSettings, pool_projection
 from models.vector_store import VectorStore
 
 log = logging.getLogger(__name__)
 _LOCK = threading.Lock()
 _CACHE: dict[tuple[Path, int, float], PoolAffinity] = {}
-_PROJECTION_SAMPLE = 16_384
 
 
 @dataclass(frozen=True)
@@ -57,16 +57,18 @@ def pool_affinity(store: VectorStore, settings: SemiSupervisedSettings) -> PoolA
     store.refresh()
     folder = graph_dir(store, settings.k)
     folder.mkdir(parents=True, exist_ok=True)
-    with _LOCK, _file_lock(folder):
-        graph, built = _current_graph(store, folder, settings.k)
-        key = (folder, graph.n, settings.power)
-        found = _CACHE.get(key)
-        if found is None:
-            affinity = affinity_matrix(graph.neighbours, graph.similarities, power=settings.power)
-            projection, projected = _projected(store, graph.n)
-            found = PoolAffinity(graph.ids, affinity, 0, projection, projected)
-            _CACHE.clear()  # one pool per process: keep the latest only
-            _CACHE[key] = found
+    with _LOCK:
+        # The store only grows: the same row count is the same rows, and the same graph.
+        found = _CACHE.get((folder, len(store), settings.power))
+        if found is not None:
+            return found
+        with _file_lock(folder):
+            graph, built = _current_graph(store, folder, settings.k)
+        affinity = affinity_matrix(graph.neighbours, graph.similarities, power=settings.power)
+        projection, projected = _projected(store, graph.n)
+        found = PoolAffinity(graph.ids, affinity, 0, projection, projected)
+        _CACHE.clear()  # one pool per process: keep the latest only
+        _CACHE[(folder, graph.n, settings.power)] = found
     return dataclasses.replace(found, built=built)
 
 
@@ -74,19 +76,17 @@ def _projected(
     store: VectorStore, n: int
 ) -> tuple[tuple[np.ndarray, np.ndarray] | None, np.ndarray | None]:
     """The pool's projection from a sample of its first ``n`` rows, and those rows projected."""
-    step = -(-n // _PROJECTION_SAMPLE)
     ids = store.ids()[:n]
-    projection = pool_projection(store.get(ids[::step]))
+    projection = pool_projection(store.get(ids[:: -(-n // BASIS_SAMPLE)]))
     if projection is None:
         return None, None
-    mean, basis = projection
+    mean, basis = (part.astype(np.float32) for part in projection)
     out = np.empty((n, basis.shape[1]), dtype=np.float32)
     for chunk in store.chunks():
-        stop = min(chunk.start + len(chunk.ids), n)
         if chunk.start >= n:
             break
-        rows = chunk.vectors[: stop - chunk.start]
-        out[chunk.start : stop] = (rows - mean.astype(np.float32)) @ basis.astype(np.float32)
+        rows = chunk.vectors[: n - chunk.start]
+        out[chunk.start : chunk.start + len(rows)] = (rows - mean) @ basis
     return projection, out
 
 

@@ -15,6 +15,7 @@ from service.auth.roles import Role, requires
 from service.core.errors import NotFound
 from service.core.orm import ModelVersion
 from service.jobs.queue import enqueue
+from service.learning.heads import trained_on_pool
 from service.learning.jobs import MODEL_SCOPE, TRAIN_KIND
 from service.learning.training import current_model
 from service.learning.versions import active_version_id, get_version
@@ -84,7 +85,7 @@ def model_out(version: ModelVersion, active_id: str | None) -> ModelVersionOut:
         n_train=version.n_train,
         class_names=list(version.class_names),
         metrics=dict(version.metrics),
-        head="semi_supervised" if "pseudo_labels" in version.metrics else "supervised",
+        head="semi_supervised" if trained_on_pool(version.metrics) else "supervised",
         evaluation=ModelEvaluationOut.model_validate(version.evaluation)
         if version.evaluation is not None
         else None,
