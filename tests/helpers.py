@@ -12,6 +12,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from models.datasets import FASHION_MNIST_CLASSES
 from service.api.app import create_app
 from service.auth.keys import create_key
 from service.core.settings import LabelStudioSettings, ModelSettings, Settings
@@ -108,3 +109,13 @@ def register_pool(client: TestClient, folder: str) -> dict[str, Any]:
 def image_ids_by_name(client: TestClient) -> dict[str, int]:
     items = all_items(client, "/v1/images", limit=1000)
     return {item["path"].rsplit("/", 1)[-1]: item["id"] for item in items}
+
+
+def import_labels(client: TestClient, pool: ImagePool, positions: range) -> None:
+    """Confirm the true Fashion-MNIST class of the pool's images at ``positions``."""
+    ids = image_ids_by_name(client)
+    body = [
+        {"image_id": ids[f"{p:05d}.png"], "label": FASHION_MNIST_CLASSES[pool.labels[p]]}
+        for p in positions
+    ]
+    assert client.post("/v1/labels", json={"labels": body}).status_code == 200

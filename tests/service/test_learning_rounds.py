@@ -3,7 +3,6 @@ calibrated versions, and exact rollback (no Label Studio needed)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,30 +29,14 @@ from tests.helpers import (
     ImagePool,
     api_client,
     image_ids_by_name,
+    import_labels,
     make_settings,
-    register_pool,
     wait_for_job,
 )
 
 
-@pytest.fixture
-def client(tmp_path: Path, fashion_pool: ImagePool) -> Iterator[TestClient]:
-    with api_client(make_settings(tmp_path, fashion_pool)) as test_client:
-        register_pool(test_client, str(fashion_pool.folder))
-        yield test_client
-
-
 def context(client: TestClient) -> Any:
     return client.app.state.context  # type: ignore[attr-defined]
-
-
-def import_labels(client: TestClient, pool: ImagePool, positions: range) -> None:
-    ids = image_ids_by_name(client)
-    body = [
-        {"image_id": ids[f"{p:05d}.png"], "label": FASHION_MNIST_CLASSES[pool.labels[p]]}
-        for p in positions
-    ]
-    assert client.post("/v1/labels", json={"labels": body}).status_code == 200
 
 
 def train(client: TestClient) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,28 +16,14 @@ from service.learning.training import current_model, needs_training
 from tests.helpers import (
     ImagePool,
     all_items,
-    api_client,
     image_ids_by_name,
-    make_settings,
-    register_pool,
+    import_labels,
     wait_for_job,
 )
 
 
-@pytest.fixture
-def client(tmp_path: Path, fashion_pool: ImagePool) -> Iterator[TestClient]:
-    with api_client(make_settings(tmp_path, fashion_pool)) as test_client:
-        register_pool(test_client, str(fashion_pool.folder))
-        yield test_client
-
-
 def seed_and_train(client: TestClient, pool: ImagePool, positions: range) -> str:
-    ids = image_ids_by_name(client)
-    body = [
-        {"image_id": ids[f"{p:05d}.png"], "label": FASHION_MNIST_CLASSES[pool.labels[p]]}
-        for p in positions
-    ]
-    assert client.post("/v1/labels", json={"labels": body}).status_code == 200
+    import_labels(client, pool, positions)
     job = wait_for_job(client, client.post("/v1/models/train").json())
     assert job["status"] == "succeeded", job
     return str(job["result"]["model_version"])

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
-import pytest
 from fastapi.testclient import TestClient
 
-from models.datasets import FASHION_MNIST_CLASSES
 from models.knn_graph import KnnGraph
 from service.learning.heads import SEMI_SUPERVISED, held_back
 from service.learning.pool_graph import graph_dir, pool_affinity
@@ -17,27 +14,11 @@ from service.pool.embeddings import embedding_store
 from tests.helpers import (
     ImagePool,
     api_client,
-    image_ids_by_name,
+    import_labels,
     make_settings,
     register_pool,
     wait_for_job,
 )
-
-
-@pytest.fixture
-def client(tmp_path: Path, fashion_pool: ImagePool) -> Iterator[TestClient]:
-    with api_client(make_settings(tmp_path, fashion_pool)) as test_client:
-        register_pool(test_client, str(fashion_pool.folder))
-        yield test_client
-
-
-def label(client: TestClient, pool: ImagePool, positions: range) -> None:
-    ids = image_ids_by_name(client)
-    body = [
-        {"image_id": ids[f"{p:05d}.png"], "label": FASHION_MNIST_CLASSES[pool.labels[p]]}
-        for p in positions
-    ]
-    assert client.post("/v1/labels", json={"labels": body}).status_code == 200
 
 
 def train(client: TestClient) -> dict:
@@ -49,7 +30,7 @@ def train(client: TestClient) -> dict:
 def test_the_default_head_learns_from_the_pool_and_is_judged_on_confirmed_labels(
     client: TestClient, fashion_pool: ImagePool
 ) -> None:
-    label(client, fashion_pool, range(40))
+    import_labels(client, fashion_pool, range(40))
     model = train(client)
     assert model["head"] == "semi_supervised"
     assert model["n_train"] == 40
@@ -74,7 +55,7 @@ def test_the_default_head_learns_from_the_pool_and_is_judged_on_confirmed_labels
 def test_new_embeddings_extend_the_saved_graph_instead_of_rebuilding_it(
     client: TestClient, fashion_pool: ImagePool
 ) -> None:
-    label(client, fashion_pool, range(40))
+    import_labels(client, fashion_pool, range(40))
     train(client)
     context = client.app.state.context  # type: ignore[attr-defined]
     with context.sessions() as session:
@@ -98,7 +79,7 @@ def test_a_supervised_guide_trains_on_confirmed_labels_alone(
     settings = make_settings(tmp_path, fashion_pool, guide_path=guide)
     with api_client(settings) as client:
         register_pool(client, str(fashion_pool.folder))
-        label(client, fashion_pool, range(40))
+        import_labels(client, fashion_pool, range(40))
         model = train(client)
     assert model["head"] == "supervised" and "pseudo_labels" not in model["metrics"]
 
